@@ -1,0 +1,3 @@
+from shield_server.cli import main
+
+raise SystemExit(main())
