@@ -1,0 +1,161 @@
+"""Every request check of the local server, in one place: Host, Origin, token, body size, admission.
+
+Order of checks for each request: Host (defeats DNS rebinding) -> Origin (refuses web pages) -> token
+(the real credential) -> body size -> admission to the bounded work queue. See docs/SECURITY.md.
+"""
+
+import hmac
+import re
+import secrets
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from shield_server.errors import ShieldError, TooLarge
+
+EXTENSION_ID = "kcbncmfikphjokbejdopkgddbliakibd"
+CHROME_EXTENSION_ORIGIN = f"chrome-extension://{EXTENSION_ID}"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+TOKEN_HEADER = "X-Shield-Token"
+PAGE_KEY_HEADER = "X-Shield-Page-Key"
+# A Firefox extension origin is moz-extension://<per-install UUID>.
+_MOZ_EXTENSION = re.compile(r"moz-extension://[0-9a-fA-F-]{36}")
+_ALLOWED_ORIGIN_FORM = re.compile(r"(https?|chrome-extension|moz-extension)://[A-Za-z0-9.\-\[\]:]+")
+
+
+class Unauthorized(ShieldError):
+    code, status = "unauthorized", 401
+
+
+class ForbiddenHost(ShieldError):
+    code, status = "forbidden_host", 403
+
+
+class ForbiddenOrigin(ShieldError):
+    code, status = "forbidden_origin", 403
+
+
+class Busy(ShieldError):
+    code, status = "busy", 429
+
+
+class BusyTimeout(Busy):
+    status = 503
+
+
+def validate_extra_origin(origin: str) -> str:
+    """An --allow-origin value must be one exact origin: scheme://host[:port], no path, no wildcard."""
+    origin = origin.strip().rstrip("/")
+    if not _ALLOWED_ORIGIN_FORM.fullmatch(origin):
+        raise ValueError(f"Not an origin: {origin!r} (expected e.g. chrome-extension://<id>).")
+    return origin
+
+
+class RequestPolicy:
+    """Who may talk to the server listening on 127.0.0.1:port."""
+
+    def __init__(self, port: int, token_store, extra_origins=(), max_body_bytes: int = 40_000_000):
+        self.port = port
+        self.tokens = token_store
+        self.extra_origins = frozenset(validate_extra_origin(o) for o in extra_origins)
+        self.max_body_bytes = max_body_bytes
+        self.own_hosts = frozenset(f"{host}:{port}" for host in LOOPBACK_HOSTS)
+        self.own_origins = frozenset(f"http://{host}" for host in self.own_hosts)
+        # Authorises the local web page's own calls. It lives in memory only, changes on every start
+        # and is only ever written into the page served to loopback Hosts (see SECURITY.md).
+        self.page_key = secrets.token_urlsafe(32)
+
+    def check_host(self, host: str | None) -> None:
+        if (host or "").lower() not in self.own_hosts:
+            raise ForbiddenHost(f"This server only answers to http://127.0.0.1:{self.port}.")
+
+    def is_extension_origin(self, origin: str) -> bool:
+        return (origin == CHROME_EXTENSION_ORIGIN or bool(_MOZ_EXTENSION.fullmatch(origin))
+                or origin in self.extra_origins)
+
+    def check_origin(self, origin: str | None) -> None:
+        """No Origin (the extension's fetch, curl, a navigation), an extension, or this server's own page."""
+        if origin is None or self.is_extension_origin(origin) or origin.lower() in self.own_origins:
+            return
+        raise ForbiddenOrigin("Requests from web pages are refused.")
+
+    def check_page_origin(self, origin: str | None) -> None:
+        """The local web page itself may only be loaded by a navigation, never fetched by another origin."""
+        if origin is not None and origin.lower() not in self.own_origins:
+            raise ForbiddenOrigin("The page is only served to this server's own origin.")
+
+    def check_credentials(self, headers) -> None:
+        token = headers.get(TOKEN_HEADER)
+        page_key = headers.get(PAGE_KEY_HEADER)
+        if token is not None:
+            expected = self.tokens.current()
+            if expected is not None and hmac.compare_digest(token.encode(), expected.encode()):
+                return
+        elif page_key is not None:
+            # The page key is honoured only from the page's own origin (or same-origin GETs without one).
+            origin = headers.get("Origin")
+            if (origin is None or origin.lower() in self.own_origins) and hmac.compare_digest(
+                    page_key.encode(), self.page_key.encode()):
+                return
+        raise Unauthorized(f"Missing or wrong {TOKEN_HEADER}: run `shield pair` and paste the token "
+                           "into the extension's settings.")
+
+    def check_content_length(self, content_length: int | None) -> None:
+        if content_length is not None and content_length > self.max_body_bytes:
+            raise TooLarge(f"The upload is {content_length / 1e6:.1f} MB; the limit is "
+                           f"{self.max_body_bytes / 1e6:.0f} MB.")
+
+
+def read_body_limited(stream, limit: int) -> bytes:
+    """Read at most limit bytes; more means the client lied about (or omitted) its Content-Length."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"The upload is over the limit of {limit / 1e6:.0f} MB.")
+    return data
+
+
+@dataclass
+class AdmissionStats:
+    active: int = 0
+    waiting: int = 0
+
+
+class Admission:
+    """A bounded work queue: max_active photos in processing, max_waiting more queued, the rest refused
+    at once (429). A queued request that cannot start within deadline_s is refused with 503."""
+
+    def __init__(self, max_active: int = 2, max_waiting: int = 4, deadline_s: float = 30.0):
+        self.max_active, self.max_waiting, self.deadline_s = max_active, max_waiting, deadline_s
+        self._condition = threading.Condition()
+        self.stats = AdmissionStats()
+
+    @contextmanager
+    def slot(self):
+        self._enter()
+        try:
+            yield
+        finally:
+            with self._condition:
+                self.stats.active -= 1
+                self._condition.notify()
+
+    def _enter(self) -> None:
+        with self._condition:
+            stats = self.stats
+            if stats.active < self.max_active and stats.waiting == 0:
+                stats.active += 1
+                return
+            if stats.waiting >= self.max_waiting:
+                raise Busy("Too many photos at once; try again in a moment.")
+            stats.waiting += 1
+            give_up_at = time.monotonic() + self.deadline_s
+            try:
+                while stats.active >= self.max_active:
+                    remaining = give_up_at - time.monotonic()
+                    if remaining <= 0:
+                        raise BusyTimeout("The server is busy; the photo waited too long. Try again.")
+                    self._condition.wait(remaining)
+            finally:
+                stats.waiting -= 1
+            stats.active += 1

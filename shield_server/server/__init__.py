@@ -1,0 +1,1 @@
+"""The local server: Flask app (app.py), waitress runner (serve.py), pairing token storage (pairing.py)."""

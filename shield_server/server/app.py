@@ -1,0 +1,180 @@
+"""The Flask app: routes, error mapping and response headers. Request checks live in security.py."""
+
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import Flask, Request, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from shield_server import __version__, pipeline, security
+from shield_server.errors import BadOptions, ShieldError, TooLarge
+from shield_server.formats import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+
+log = logging.getLogger("shield.server")
+
+# Room for the multipart envelope around a photo of max_bytes.
+MULTIPART_OVERHEAD = 64 * 1024
+WEB_FOLDER = Path(__file__).resolve().parent.parent / "web"
+WEB_FILES = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+CORS_ALLOW_HEADERS = f"{security.TOKEN_HEADER}, Content-Type"
+CORS_EXPOSE_HEADERS = "X-Shield-Report, Content-Disposition"
+
+
+@dataclass
+class ServerConfig:
+    port: int
+    token_store: object  # pairing.TokenStore
+    allowed_origins: list[str] = field(default_factory=list)
+    detectors: list[str] = field(default_factory=list)
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_active: int = 2
+    max_waiting: int = 4
+    queue_deadline_s: float = 30.0
+
+
+class InMemoryRequest(Request):
+    """Multipart uploads stay in memory: werkzeug would spool files over 500 KB to a temporary file."""
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        return io.BytesIO()
+
+
+def create_app(config: ServerConfig) -> Flask:
+    app = Flask(__name__, static_folder=None)
+    app.request_class = InMemoryRequest
+    app.config["MAX_CONTENT_LENGTH"] = config.max_bytes + MULTIPART_OVERHEAD
+    app.config["MAX_FORM_MEMORY_SIZE"] = config.max_bytes + MULTIPART_OVERHEAD
+    policy = security.RequestPolicy(config.port, config.token_store, config.allowed_origins,
+                                    config.max_bytes + MULTIPART_OVERHEAD)
+    admission = security.Admission(config.max_active, config.max_waiting, config.queue_deadline_s)
+    app.extensions["shield"] = {"policy": policy, "admission": admission, "config": config}
+
+    @app.before_request
+    def check_request():
+        g.started = time.perf_counter()
+        policy.check_host(request.headers.get("Host"))
+        origin = request.headers.get("Origin")
+        if not request.path.startswith("/v1/"):
+            policy.check_page_origin(origin)
+            return None
+        policy.check_origin(origin)
+        if request.method == "OPTIONS":
+            return _preflight(policy, origin)
+        policy.check_credentials(request.headers)
+        policy.check_content_length(request.content_length)
+        return None
+
+    @app.after_request
+    def add_headers(response: Response):
+        response.headers.update(SECURITY_HEADERS)
+        origin = request.headers.get("Origin")
+        if request.path.startswith("/v1/") and origin and policy.is_extension_origin(origin):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        response.vary.add("Origin")
+        elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.info("%s %s %s %.0fms", request.method, request.path, response.status_code, elapsed)
+        return response
+
+    @app.errorhandler(ShieldError)
+    def shield_error(exc: ShieldError):
+        return error_response(exc.code, exc.message, exc.status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code == 413:
+            return error_response(TooLarge.code, "The upload is over the size limit.", 413)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.code, "bad_request")
+        return error_response(code, exc.description or exc.name, exc.code or 400)
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception):
+        log.error("Internal error on %s %s: %s", request.method, request.path, type(exc).__name__)
+        return error_response("internal", "Internal error; the photo was not released.", 500)
+
+    @app.get("/v1/health")
+    def health():
+        return {"status": "ready", "version": __version__, "detectors": config.detectors}
+
+    @app.post("/v1/protect")
+    def protect():
+        data, options = _photo_and_options(config)
+        with admission.slot():
+            result = pipeline.protect(data, options)
+        report = json.dumps(result.report(), separators=(",", ":"))
+        return Response(_chunks(result.data), mimetype=result.mime_type, headers={
+            "Content-Length": str(len(result.data)), "X-Shield-Report": report,
+            "Content-Disposition": f'attachment; filename="photo-protected.{result.extension}"'})
+
+    @app.post("/v1/detect")
+    def detect():
+        data, options = _photo_and_options(config)
+        with admission.slot():
+            faces, width, height = pipeline.detect_only(data, options)
+        return {"faces": [face.as_dict() for face in faces], "width": width, "height": height}
+
+    @app.get("/")
+    def index():
+        html = _web_text("index.html").replace("__SHIELD_PAGE_KEY__", policy.page_key)
+        return Response(html, mimetype="text/html")
+
+    @app.get("/<name>")
+    def web_file(name: str):
+        if name not in WEB_FILES:
+            return error_response("not_found", "Not found.", 404)
+        return Response(_web_text(name), content_type=WEB_FILES[name])
+
+    return app
+
+
+def error_response(code: str, message: str, status: int) -> Response:
+    body = json.dumps({"error": code, "message": message})
+    return Response(body, status=status, mimetype="application/json")
+
+
+def _preflight(policy: security.RequestPolicy, origin: str | None) -> Response:
+    response = Response(status=204)
+    if origin and policy.is_extension_origin(origin):
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+        response.headers["Access-Control-Max-Age"] = "600"
+        if request.headers.get("Access-Control-Request-Private-Network") == "true":
+            response.headers["Access-Control-Allow-Private-Network"] = "true"
+    return response
+
+
+def _photo_and_options(config: ServerConfig):
+    options = pipeline.ProtectOptions.from_params(request.args.to_dict(), max_bytes=config.max_bytes,
+                                                  max_pixels=config.max_pixels)
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise BadOptions("The multipart upload has no field named 'file'.")
+        data = security.read_body_limited(upload.stream, config.max_bytes)
+    else:
+        data = security.read_body_limited(request.stream, config.max_bytes)
+    return data, options
+
+
+def _web_text(name: str) -> str:
+    return (WEB_FOLDER / name).read_text(encoding="utf-8")
+
+
+def _chunks(data: bytes, size: int = 1 << 20):
+    # Waitress flushes between chunks, so a large photo never sits twice in its output buffer.
+    view = memoryview(data)
+    for start in range(0, len(data), size):
+        yield bytes(view[start:start + size])

@@ -1,0 +1,136 @@
+"""`shield serve` and `shield pair`: the waitress runner on 127.0.0.1 and the pairing token commands."""
+
+import argparse
+import json
+import logging
+import signal
+import sys
+
+from waitress.channel import HTTPChannel
+from waitress.server import create_server
+from waitress.task import ErrorTask
+
+from shield_server.security import validate_extra_origin
+from shield_server.server import pairing
+from shield_server.server.app import MULTIPART_OVERHEAD, SECURITY_HEADERS, ServerConfig, create_app
+
+DEFAULT_PORT = 47321
+BIND_ADDRESS = "127.0.0.1"  # loopback only, never another interface
+MAX_ACTIVE, MAX_WAITING = 2, 4
+# Threads for queued work plus a few for cheap answers (health, refusals) while photos are processing.
+THREADS = MAX_ACTIVE + MAX_WAITING + 2
+# Waitress buffers each whole request before the app sees it, so open connections bound memory.
+CONNECTION_LIMIT = 16
+
+
+class JsonErrorTask(ErrorTask):
+    """Waitress's own refusals (body over the limit, malformed HTTP) in the API's JSON error shape."""
+
+    def execute(self):
+        error = self.request.error
+        code = "too_large" if error.code == 413 else "bad_request"
+        body = json.dumps({"error": code, "message": error.reason}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.extend([("Content-Type", "application/json"), *SECURITY_HEADERS.items()])
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class ShieldChannel(HTTPChannel):
+    error_task_class = JsonErrorTask
+
+
+def _not_yet(environ, start_response):  # replaced by the real app before the first request is served
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(args) -> int:
+    port = DEFAULT_PORT if getattr(args, "port", None) is None else args.port
+    folder = pairing.config_dir(getattr(args, "config_dir", None))
+    try:
+        origins = [validate_extra_origin(o) for o in getattr(args, "allow_origin", None) or []]
+        tokens = pairing.TokenStore(folder)
+    except ValueError as exc:
+        print(f"shield serve: {exc}", file=sys.stderr)
+        return 2
+    except (pairing.PairingError, OSError) as exc:
+        print(f"shield serve: {exc}", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" is expected under load
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        return _serve(port, tokens, origins)
+    except KeyboardInterrupt:
+        print("Photo Shield stopped.", flush=True)
+        return 0
+
+
+def _serve(port: int, tokens: pairing.TokenStore, origins: list[str]) -> int:
+    from shield_server import pipeline  # loads the models: only when actually serving
+
+    print("Loading the face models...", flush=True)
+    detectors = pipeline.warm_up()
+    config = ServerConfig(port=port, token_store=tokens, allowed_origins=origins, detectors=detectors,
+                          max_active=MAX_ACTIVE, max_waiting=MAX_WAITING)
+    try:
+        server = create_server(
+            _not_yet, host=BIND_ADDRESS, port=port, threads=THREADS,
+            connection_limit=CONNECTION_LIMIT, channel_timeout=60, asyncore_use_poll=True,
+            max_request_body_size=config.max_bytes + MULTIPART_OVERHEAD,
+            # Keep bodies and answers in memory: waitress would otherwise spill them to temporary files.
+            inbuf_overflow=config.max_bytes + MULTIPART_OVERHEAD + 1, outbuf_overflow=1 << 30,
+            expose_tracebacks=False, ident="photo-shield")
+    except OSError as exc:
+        print(f"shield serve: cannot listen on {BIND_ADDRESS}:{port}: {exc.strerror}. "
+              "Is another Photo Shield already running?", file=sys.stderr)
+        return 1
+    config.port = server.effective_port  # differs from port only for --port 0 (tests: any free port)
+    server.application = create_app(config)
+    server.channel_class = ShieldChannel
+
+    url = f"http://{BIND_ADDRESS}:{config.port}"
+    print(f"Photo Shield listening on {url}/ (loopback only; detectors: {', '.join(detectors)})", flush=True)
+    print(f"  Web page: open {url}/ in your browser.")
+    print("  Extension: run `shield pair` and paste the token into the extension's settings.")
+    print(f"  Token file: {tokens.path}")
+    print("  Stop with Ctrl+C.", flush=True)
+    server.run()
+    server.close()
+    print("Photo Shield stopped.", flush=True)
+    return 0
+
+
+def pair(args) -> int:
+    folder = pairing.config_dir(getattr(args, "config_dir", None))
+    try:
+        token = pairing.rotate(folder) if getattr(args, "rotate", False) else pairing.load_or_create(folder)
+    except (pairing.PairingError, OSError) as exc:
+        print(f"shield pair: {exc}", file=sys.stderr)
+        return 1
+    if getattr(args, "rotate", False):
+        print("New pairing token (the old one no longer works; a running server switches at once):",
+              file=sys.stderr)
+    else:
+        print("Pairing token: paste it into the Photo Shield extension's settings.", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m shield_server.server.serve")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--allow-origin", action="append", default=[])
+    parser.add_argument("--config-dir", default=None)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main(_parser().parse_args()))

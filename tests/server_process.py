@@ -1,0 +1,117 @@
+"""Run a real `shield serve` process for tests: the server suites and the extension's suites import this.
+
+    server = start_server(tmp_path / "config")      # any free port, waits until /v1/health answers
+    server.base_url, server.port, server.token       # "http://127.0.0.1:PORT", PORT, the pairing token
+    server.stop()                                     # SIGTERM, waits for a clean exit; returns the exit code
+    server.kill()                                     # SIGKILL (crash simulation)
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TOKEN_FILE = "pairing-token"  # shield_server.server.pairing.TOKEN_FILE
+_LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)/")
+
+
+class ServerProcess:
+    def __init__(self, process: subprocess.Popen, config_dir: Path):
+        self.process = process
+        self.config_dir = Path(config_dir)
+        self.port: int | None = None
+        self.output: deque[str] = deque(maxlen=400)  # the server's stdout+stderr, for failure messages
+        self._listening = threading.Event()
+        threading.Thread(target=self._read_output, daemon=True).start()
+
+    def _read_output(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line.rstrip("\n"))
+            match = _LISTENING.search(line)
+            if match and self.port is None:
+                self.port = int(match.group(1))
+                self._listening.set()
+        self._listening.set()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        """Read on every use, so a test that rotates the token sees the new one."""
+        return (self.config_dir / TOKEN_FILE).read_text(encoding="ascii").strip()
+
+    def headers(self, **extra) -> dict:
+        return {"X-Shield-Token": self.token, **extra}
+
+    def output_tail(self, lines: int = 40) -> str:
+        return "\n".join(list(self.output)[-lines:])
+
+    def rss_bytes(self) -> int:
+        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        if not self._listening.wait(timeout) or self.port is None:
+            self.kill()
+            raise RuntimeError(f"shield serve did not start:\n{self.output_tail()}")
+        while time.monotonic() < deadline:
+            try:
+                request = urllib.request.Request(f"{self.base_url}/v1/health", headers=self.headers())
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    if json.load(answer).get("status") == "ready":
+                        return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            if not self.alive():
+                break
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError(f"shield serve never became ready:\n{self.output_tail()}")
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.wait()
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+        self.process.wait()
+
+
+def start_server(config_dir, port: int | None = None, extra_args=(), timeout: float = 90) -> ServerProcess:
+    """Start `shield serve` on 127.0.0.1 (port None = any free port) with its own config folder."""
+    config_dir = Path(config_dir)
+    env = {**os.environ, "SHIELD_CONFIG_DIR": str(config_dir), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "shield_server.server.serve", "--port", str(port or 0), *extra_args]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    server = ServerProcess(process, config_dir)
+    server.wait_ready(timeout)
+    return server
