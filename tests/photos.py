@@ -1,0 +1,148 @@
+"""Real test photos, from scikit-image's bundled data: the astronaut portrait and LFW face crops."""
+
+import functools
+import io
+import os
+import struct
+
+import numpy as np
+import skimage
+from PIL import Image, PngImagePlugin
+
+DATA = os.path.join(os.path.dirname(skimage.__file__), "data")
+
+# The astronaut's face (brow to chin, cheek to cheek) in the 512x512 photo, checked by eye.
+ASTRONAUT_FACE = (180, 75, 270, 170)
+
+
+@functools.cache
+def _astronaut() -> np.ndarray:
+    return np.array(Image.open(os.path.join(DATA, "astronaut.png")).convert("RGB"))
+
+
+def astronaut() -> np.ndarray:
+    return _astronaut().copy()
+
+
+@functools.cache
+def _lfw_faces() -> np.ndarray:
+    return np.load(os.path.join(DATA, "lfw_subset.npy"))  # 200 x 25 x 25 floats: 100 faces, 100 non-faces
+
+
+def lfw_face(index: int, size: int) -> np.ndarray:
+    """One LFW face crop (grayscale, tightly cropped), as RGB at size x size pixels."""
+    gray = (np.clip(_lfw_faces()[index], 0, 1) * 255).astype(np.uint8)
+    return np.array(Image.fromarray(gray).resize((size, size), Image.BICUBIC).convert("RGB"))
+
+
+def core(box: tuple[int, int, int, int]) -> tuple[slice, slice]:
+    """The eyes-to-mouth part of a face box (the reference scorer's definition): rows, columns."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    return slice(int(y0 + 0.15 * h), int(y0 + 0.85 * h)), slice(int(x0 + 0.2 * w), int(x0 + 0.8 * w))
+
+
+def encode(pixels: np.ndarray, fmt: str, **save_args) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, fmt, **save_args)
+    return out.getvalue()
+
+
+def decode(data: bytes) -> np.ndarray:
+    image = Image.open(io.BytesIO(data))
+    return np.array(image.convert("RGBA" if image.mode in ("RGBA", "LA", "PA") else "RGB"))
+
+
+def composed_scene(sizes=(48, 80, 128), canvas=(480, 900)) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """LFW faces of known sizes pasted at known places on a gently textured background."""
+    rng = np.random.default_rng(7)
+    height, width = canvas
+    scene = np.full((height, width, 3), 150, np.uint8)
+    scene += rng.integers(0, 12, scene.shape, dtype=np.uint8)
+    boxes, x = [], 40
+    for i, size in enumerate(sizes):
+        y = 60 + (i % 2) * 140
+        scene[y:y + size, x:x + size] = lfw_face(i * 7, size)
+        boxes.append((x, y, x + size, y + size))
+        x += size + 140
+    return scene, boxes
+
+
+SECRET = b"SECRET-48.8584N-2.2945E"  # planted in every kind of metadata; must never reach an output
+
+
+def _tiff_exif(orientation: int, thumbnail: bytes) -> bytes:
+    """A little-endian EXIF block: IFD0 (orientation, GPS pointer) -> IFD1 (an embedded JPEG thumbnail),
+    and a GPS IFD with a latitude. Built by hand because Pillow cannot write EXIF thumbnails."""
+    def ifd(entries, next_offset):
+        body = struct.pack("<H", len(entries))
+        for tag, kind, count, value in entries:
+            body += struct.pack("<HHI", tag, kind, count) + value
+        return body + struct.pack("<I", next_offset)
+
+    gps_at, latitude_at, ifd1_at = 38, 68, 92
+    thumb_at = ifd1_at + 30
+    return (b"II*\x00" + struct.pack("<I", 8)
+            + ifd([(0x0112, 3, 1, struct.pack("<HH", orientation, 0)), (0x8825, 4, 1, struct.pack("<I", gps_at))],
+                  ifd1_at)
+            + ifd([(1, 2, 2, b"N\x00\x00\x00"), (2, 5, 3, struct.pack("<I", latitude_at))], 0)
+            + struct.pack("<6I", 48, 1, 51, 1, 2400, 100)
+            + ifd([(0x0201, 4, 1, struct.pack("<I", thumb_at)), (0x0202, 4, 1, struct.pack("<I", len(thumbnail)))], 0)
+            + thumbnail)
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
+
+
+def jpeg_with_metadata(pixels: np.ndarray, orientation: int = 1) -> bytes:
+    """A JPEG carrying EXIF (orientation, GPS, thumbnail of the photo), XMP, IPTC and a comment."""
+    thumbnail = encode(np.array(Image.fromarray(pixels).resize((96, 96))), "JPEG", quality=80)
+    xmp = b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta><rdf:Description>" + SECRET + b"</rdf:Description></x:xmpmeta>"
+    iptc = b"Photoshop 3.0\x008BIM\x04\x04\x00\x00" + struct.pack(">H", len(SECRET) + 5) + b"\x1c\x02\x5c" + \
+        struct.pack(">H", len(SECRET)) + SECRET
+    extra = (_segment(0xE1, b"Exif\x00\x00" + _tiff_exif(orientation, thumbnail)) + _segment(0xE1, xmp)
+             + _segment(0xED, iptc) + _segment(0xFE, b"comment " + SECRET))
+    plain = encode(pixels, "JPEG", quality=95)
+    return plain[:2] + extra + plain[2:]
+
+
+def png_with_metadata(pixels: np.ndarray) -> bytes:
+    """A PNG carrying text chunks (tEXt, zTXt, iTXt with XMP) and an eXIf chunk."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", SECRET.decode())
+    info.add_text("Location", SECRET.decode(), zip=True)
+    info.add_itxt("XML:com.adobe.xmp", "<x:xmpmeta>" + SECRET.decode() + "</x:xmpmeta>")
+    exif = Image.Exif()
+    exif[0x010E] = SECRET.decode()  # ImageDescription
+    return encode(pixels, "PNG", pnginfo=info, exif=exif.tobytes())
+
+
+def png_chunk_types(data: bytes) -> list[bytes]:
+    types, at = [], 8
+    while at < len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        types.append(kind)
+        at += 12 + length
+    return types
+
+
+def jpeg_markers(data: bytes) -> list[int]:
+    """The markers before the image data (start of scan): where metadata segments would be."""
+    markers, at = [], 2
+    while at < len(data):
+        marker = data[at + 1]
+        markers.append(marker)
+        if marker == 0xDA:
+            break
+        at += 2 + struct.unpack(">H", data[at + 2:at + 4])[0]
+    return markers
+
+
+def webp_chunk_types(data: bytes) -> list[bytes]:
+    types, at = [], 12
+    while at + 8 <= len(data):
+        kind, length = struct.unpack("<4sI", data[at:at + 8])
+        types.append(kind)
+        at += 8 + length + (length & 1)
+    return types
