@@ -2,10 +2,12 @@
 
     server = start_server(tmp_path / "config")      # any free port, waits until /v1/health answers
     server.base_url, server.port, server.token       # "http://127.0.0.1:PORT", PORT, the pairing token
+    server.request("POST", "/v1/protect", body=photo) # -> Reply(status, headers, body), token sent by default
     server.stop()                                     # SIGTERM, waits for a clean exit; returns the exit code
     server.kill()                                     # SIGKILL (crash simulation)
 """
 
+import http.client
 import json
 import os
 import re
@@ -22,6 +24,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOKEN_FILE = "pairing-token"  # shield_server.server.pairing.TOKEN_FILE
 _LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)/")
+
+
+class Reply:
+    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes):
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"Reply({self.status}, {self.headers.get('Content-Type')}, {self.body[:200]!r})"
 
 
 class ServerProcess:
@@ -57,6 +70,18 @@ class ServerProcess:
 
     def headers(self, **extra) -> dict:
         return {"X-Shield-Token": self.token, **extra}
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                token: bool = True, timeout: float = 60) -> Reply:
+        """One HTTP request with full control of the headers (a "Host" entry replaces the real one)."""
+        sent = {**({"X-Shield-Token": self.token} if token else {}), **(headers or {})}
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=sent)
+            answer = connection.getresponse()
+            return Reply(answer.status, answer.headers, answer.read())
+        finally:
+            connection.close()
 
     def output_tail(self, lines: int = 40) -> str:
         return "\n".join(list(self.output)[-lines:])

@@ -17,8 +17,8 @@ from shield_server.server.app import MULTIPART_OVERHEAD, SECURITY_HEADERS, Serve
 DEFAULT_PORT = 47321
 BIND_ADDRESS = "127.0.0.1"  # loopback only, never another interface
 MAX_ACTIVE, MAX_WAITING = 2, 4
-# Threads for queued work plus a few for cheap answers (health, refusals) while photos are processing.
-THREADS = MAX_ACTIVE + MAX_WAITING + 2
+# Beyond the queue's threads, a few for cheap answers (health, refusals) while photos are processing.
+SPARE_THREADS = 2
 # Waitress buffers each whole request before the app sees it, so open connections bound memory.
 CONNECTION_LIMIT = 16
 
@@ -67,22 +67,30 @@ def main(args) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        return _serve(port, tokens, origins)
+        return _serve(port, tokens, origins, _queue_settings(args))
     except KeyboardInterrupt:
         print("Photo Shield stopped.", flush=True)
         return 0
 
 
-def _serve(port: int, tokens: pairing.TokenStore, origins: list[str]) -> int:
+def _queue_settings(args) -> dict:
+    """Queue sizes and deadline; only the test entry point below exposes them as options."""
+    settings = {"max_active": getattr(args, "max_active", None) or MAX_ACTIVE,
+                "max_waiting": getattr(args, "max_waiting", None) or MAX_WAITING}
+    if getattr(args, "queue_deadline", None):
+        settings["queue_deadline_s"] = args.queue_deadline
+    return settings
+
+
+def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dict) -> int:
     from shield_server import pipeline  # loads the models: only when actually serving
 
     print("Loading the face models...", flush=True)
     detectors = pipeline.warm_up()
-    config = ServerConfig(port=port, token_store=tokens, allowed_origins=origins, detectors=detectors,
-                          max_active=MAX_ACTIVE, max_waiting=MAX_WAITING)
+    config = ServerConfig(port=port, token_store=tokens, allowed_origins=origins, detectors=detectors, **queue)
     try:
         server = create_server(
-            _not_yet, host=BIND_ADDRESS, port=port, threads=THREADS,
+            _not_yet, host=BIND_ADDRESS, port=port, threads=config.max_active + config.max_waiting + SPARE_THREADS,
             connection_limit=CONNECTION_LIMIT, channel_timeout=60, asyncore_use_poll=True,
             max_request_body_size=config.max_bytes + MULTIPART_OVERHEAD,
             # Keep bodies and answers in memory: waitress would otherwise spill them to temporary files.
@@ -125,7 +133,11 @@ def pair(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """`shield serve` plus queue knobs for tests (the public CLI keeps the safe defaults)."""
     parser = argparse.ArgumentParser(prog="python -m shield_server.server.serve")
+    parser.add_argument("--max-active", type=int)
+    parser.add_argument("--max-waiting", type=int)
+    parser.add_argument("--queue-deadline", type=float)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--allow-origin", action="append", default=[])
     parser.add_argument("--config-dir", default=None)
