@@ -107,6 +107,19 @@ def jpeg_with_metadata(pixels: np.ndarray, orientation: int = 1) -> bytes:
     return plain[:2] + extra + plain[2:]
 
 
+# For each EXIF orientation, the transposition that stores an upright photo so that it displays upright.
+STORE_TRANSPOSE = {1: None, 2: Image.FLIP_LEFT_RIGHT, 3: Image.ROTATE_180, 4: Image.FLIP_TOP_BOTTOM,
+                   5: Image.TRANSPOSE, 6: Image.ROTATE_90, 7: Image.TRANSVERSE, 8: Image.ROTATE_270}
+
+
+def oriented_jpeg(displayed: np.ndarray, orientation: int) -> bytes:
+    """A JPEG (with metadata) whose stored pixels, turned by its EXIF orientation, show `displayed`."""
+    stored = Image.fromarray(displayed)
+    if STORE_TRANSPOSE[orientation] is not None:
+        stored = stored.transpose(STORE_TRANSPOSE[orientation])
+    return jpeg_with_metadata(np.array(stored), orientation)
+
+
 def png_with_metadata(pixels: np.ndarray) -> bytes:
     """A PNG carrying text chunks (tEXt, zTXt, iTXt with XMP) and an eXIf chunk."""
     info = PngImagePlugin.PngInfo()

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from photos import (ASTRONAUT_FACE, SECRET, astronaut, core, decode, encode, jpeg_markers, jpeg_with_metadata,
-                    png_chunk_types, png_with_metadata, webp_chunk_types)
+                    oriented_jpeg, png_chunk_types, png_with_metadata, webp_chunk_types)
 from shield_server import formats
 from shield_server.errors import TooLarge, UndecodableImage, UnsupportedImage
 from shield_server.pipeline import ProtectOptions, protect
@@ -28,19 +28,10 @@ def face_covered(out: np.ndarray, box=ASTRONAUT_FACE, exact=True) -> float:
     return float((region[..., :3] == MAGENTA).all(-1).mean() if exact else near_magenta(region).mean())
 
 
-# Pillow's transposition for each EXIF orientation (stored -> displayed), and its inverse.
-DISPLAY = {1: None, 2: Image.FLIP_LEFT_RIGHT, 3: Image.ROTATE_180, 4: Image.FLIP_TOP_BOTTOM,
-           5: Image.TRANSPOSE, 6: Image.ROTATE_270, 7: Image.TRANSVERSE, 8: Image.ROTATE_90}
-STORE = {**DISPLAY, 6: Image.ROTATE_90, 8: Image.ROTATE_270}
-
-
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_redaction_covers_the_face_as_displayed(orientation):
     displayed = astronaut()[:384]  # not square, so a wrong rotation cannot go unnoticed
-    stored = Image.fromarray(displayed)
-    if STORE[orientation] is not None:
-        stored = stored.transpose(STORE[orientation])
-    data = jpeg_with_metadata(np.array(stored), orientation)
+    data = oriented_jpeg(displayed, orientation)
     assert np.abs(np.array(ImageOps.exif_transpose(Image.open(io.BytesIO(data)))).astype(int)
                   - displayed).mean() < 8  # the test photo really displays upright
     result = protect(data, PNG_MAGENTA)
