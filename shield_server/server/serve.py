@@ -42,8 +42,8 @@ class ShieldChannel(HTTPChannel):
 
 
 def _not_yet(environ, start_response):  # replaced by the real app before the first request is served
-    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-    return [b"starting"]
+    start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+    return [b'{"error": "busy", "message": "Starting."}']
 
 
 def _stop(signum, frame):
@@ -83,14 +83,11 @@ def _queue_settings(args) -> dict:
 
 
 def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dict) -> int:
-    from shield_server import pipeline  # loads the models: only when actually serving
-
-    print("Loading the face models...", flush=True)
-    detectors = pipeline.warm_up()
-    config = ServerConfig(port=port, token_store=tokens, allowed_origins=origins, detectors=detectors, **queue)
-    try:
+    config = ServerConfig(port=port, token_store=tokens, allowed_origins=origins, **queue)
+    try:  # bind first: a port already in use is reported at once, not after loading the models
         server = create_server(
-            _not_yet, host=BIND_ADDRESS, port=port, threads=config.max_active + config.max_waiting + SPARE_THREADS,
+            _not_yet, host=BIND_ADDRESS, port=port,
+            threads=config.max_active + config.max_waiting + SPARE_THREADS,
             connection_limit=CONNECTION_LIMIT, channel_timeout=60, asyncore_use_poll=True,
             max_request_body_size=config.max_bytes + MULTIPART_OVERHEAD,
             # Keep bodies and answers in memory: waitress would otherwise spill them to temporary files.
@@ -100,18 +97,27 @@ def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dic
         print(f"shield serve: cannot listen on {BIND_ADDRESS}:{port}: {exc.strerror}. "
               "Is another Photo Shield already running?", file=sys.stderr)
         return 1
-    config.port = server.effective_port  # differs from port only for --port 0 (tests: any free port)
-    server.application = create_app(config)
     server.channel_class = ShieldChannel
+    config.port = server.effective_port  # differs from port only for --port 0 (tests: any free port)
+
+    from shield_server import pipeline  # loads numpy and the models: only when actually serving
+
+    print("Loading the face models...", flush=True)
+    config.detectors = pipeline.warm_up()
+    # Connections made while the models load wait in the listen backlog; none is answered before this.
+    server.application = create_app(config)
 
     url = f"http://{BIND_ADDRESS}:{config.port}"
-    print(f"Photo Shield listening on {url}/ (loopback only; detectors: {', '.join(detectors)})", flush=True)
+    print(f"Photo Shield listening on {url}/ (loopback only; detectors: {', '.join(config.detectors)})",
+          flush=True)
     print(f"  Web page: open {url}/ in your browser.")
     print("  Extension: run `shield pair` and paste the token into the extension's settings.")
     print(f"  Token file: {tokens.path}")
     print("  Stop with Ctrl+C.", flush=True)
-    server.run()
-    server.close()
+    try:
+        server.run()
+    finally:
+        server.close()
     print("Photo Shield stopped.", flush=True)
     return 0
 

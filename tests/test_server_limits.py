@@ -1,0 +1,183 @@
+"""Hostile input and overload: bombs, truncated files, huge bodies, a full queue, a killed server."""
+
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from photos import astronaut, encode
+from server_process import REPO_ROOT, start_server
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height, with a token IDAT: a decompression bomb's calling card."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+            + chunk(b"IEND", b""))
+
+
+def still_answers(server):
+    assert server.request("GET", "/v1/health").status == 200
+
+
+def timed(call):
+    start = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - start
+
+
+def test_png_header_bomb_413(shield_server):
+    reply, seconds = timed(lambda: shield_server.request("POST", "/v1/protect", body=png_claiming(40000, 40000)))
+    assert reply.status == 413 and reply.json()["error"] == "too_large", reply
+    assert seconds < 1
+    still_answers(shield_server)
+
+
+def test_compressible_png_over_50_megapixels_413(shield_server):
+    bomb = encode(np.zeros((7100, 7100), bool), "PNG")  # 50.4 MP of nothing: about 30 kB on the wire
+    assert len(bomb) < 200_000
+    reply, seconds = timed(lambda: shield_server.request("POST", "/v1/protect", body=bomb))
+    assert reply.status == 413 and reply.json()["error"] == "too_large", reply
+    assert seconds < 1
+    detect = shield_server.request("POST", "/v1/detect", body=bomb)
+    assert detect.status == 413
+    still_answers(shield_server)
+
+
+def test_body_just_over_limit_413(shield_server):
+    photo = encode(astronaut(), "PNG")
+    body = photo + b"\0" * (40_000_001 - len(photo))  # passes the upload limit, not the photo limit
+    reply = shield_server.request("POST", "/v1/protect", body=body)
+    assert reply.status == 413 and reply.json()["error"] == "too_large"
+    still_answers(shield_server)
+
+
+def _send_until_refused(server, head: bytes, chunks):
+    """Send a request head then body chunks until the server answers or hangs up; returns (answer, sent, s)."""
+    start = time.perf_counter()
+    sent = 0
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head)
+        try:
+            for chunk in chunks:
+                sock.sendall(chunk)
+                sent += len(chunk)
+                if time.perf_counter() - start > 20:
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server hung up on the rest of the upload
+        try:
+            answer = sock.recv(65536)
+        except ConnectionResetError:
+            answer = b""
+    return answer, sent, time.perf_counter() - start
+
+
+def test_100_megabyte_body_refused_from_content_length(shield_server):
+    head = (f"POST /v1/protect HTTP/1.1\r\nHost: 127.0.0.1:{shield_server.port}\r\n"
+            f"X-Shield-Token: {shield_server.token}\r\nContent-Length: 100000000\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", shield_server.port), timeout=10) as sock:
+        start = time.perf_counter()
+        sock.sendall(head + b"\0" * 65536)
+        answer = sock.recv(65536)
+        seconds = time.perf_counter() - start
+    assert answer.split(b" ")[1] == b"413" and b'"too_large"' in answer, answer
+    assert seconds < 1  # refused from the header, before the body is read
+    megabyte = b"\0" * 1_000_000
+    answer, sent, seconds = _send_until_refused(shield_server, head, (megabyte for _ in range(100)))
+    assert sent < 100_000_000 and seconds < 5
+    assert answer == b"" or answer.split(b" ")[1] == b"413"
+    still_answers(shield_server)
+
+
+def test_100_megabyte_chunked_body_refused_while_reading(shield_server):
+    head = (f"POST /v1/protect HTTP/1.1\r\nHost: 127.0.0.1:{shield_server.port}\r\n"
+            f"X-Shield-Token: {shield_server.token}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    megabyte = b"\0" * 1_000_000
+    chunk = b"%x\r\n" % len(megabyte) + megabyte + b"\r\n"
+    answer, sent, seconds = _send_until_refused(shield_server, head, (chunk for _ in range(100)))
+    assert sent < 60_000_000, sent  # the limit is 40 MB; the rest was never read
+    assert seconds < 10
+    assert answer == b"" or answer.split(b" ")[1] == b"413"
+    still_answers(shield_server)
+
+
+def big_png() -> bytes:
+    """About 6 MP of noisy PNG: takes the server a second or more to protect on two cores."""
+    face = np.array(Image.fromarray(astronaut()).resize((2048, 2048)))
+    canvas = np.concatenate([face, face[:, :1024]], axis=1)
+    noise = np.random.default_rng(1).integers(0, 40, canvas.shape, dtype=np.uint8)
+    return encode(canvas // 2 + noise, "PNG")
+
+
+@pytest.fixture(scope="module")
+def tiny_queue_server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("queue-config"),
+                          extra_args=("--max-active", "1", "--max-waiting", "1", "--queue-deadline", "0.5"))
+    yield server
+    server.stop()
+
+
+def test_full_queue_429_and_deadline_503(tiny_queue_server):
+    photo = big_png()
+    _, seconds = timed(lambda: tiny_queue_server.request("POST", "/v1/protect", body=photo))
+    assert seconds > 1.0, "the photo must keep the only worker busy longer than the queue deadline"
+    replies = [None] * 3
+
+    def send(i):
+        replies[i] = tiny_queue_server.request("POST", "/v1/protect", body=photo)
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.15)
+    for thread in threads:
+        thread.join(60)
+    assert [r.status for r in replies] == [200, 503, 429], replies
+    for reply in replies[1:]:
+        assert reply.json()["error"] == "busy" and reply.headers["Content-Type"] == "application/json"
+    still_answers(tiny_queue_server)
+
+
+def test_killed_mid_request_gives_an_error_never_the_photo(tmp_path):
+    server = start_server(tmp_path / "config")
+    photo = big_png()
+    outcome = {}
+
+    def send():
+        try:
+            outcome["reply"] = server.request("POST", "/v1/protect", body=photo)
+        except Exception as exc:  # noqa: BLE001 - any client-side failure is the expected outcome
+            outcome["error"] = exc
+    thread = threading.Thread(target=send)
+    thread.start()
+    time.sleep(0.6)
+    server.kill()
+    thread.join(30)
+    assert "reply" not in outcome, outcome["reply"]  # no status, no bytes: the client only sees a failure
+    assert "error" in outcome
+
+
+def test_sigterm_and_sigint_stop_cleanly(tmp_path):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        server = start_server(tmp_path / "config")
+        server.process.send_signal(sig)
+        assert server.process.wait(20) == 0
+        server.stop()
+        assert "Photo Shield stopped." in server.output_tail()
+
+
+def test_port_in_use_is_reported(shield_server, tmp_path):
+    run = subprocess.run([sys.executable, "-m", "shield_server.server.serve", "--port", str(shield_server.port)],
+                         cwd=REPO_ROOT, env={"SHIELD_CONFIG_DIR": str(tmp_path), "PATH": "/usr/bin"},
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "cannot listen" in run.stderr
