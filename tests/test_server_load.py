@@ -1,0 +1,112 @@
+"""Load: 50 clients at once, each with its own 3 MP photo. Every client gets its own protected photo or a
+429/503 (then retries); nobody gets another client's photo or an unprotected one; memory stays bounded."""
+
+import io
+import json
+import random
+import threading
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from photos import ASTRONAUT_FACE, astronaut, core, encode
+from server_process import start_server
+
+CLIENTS = 50
+SCALE = 3  # the astronaut at 1536x1536 on a 2048x1536 canvas: 3.1 MP
+WIDTH, HEIGHT = 2048, 1536
+BITS, BLOCK, MARKER_X, MARKER_Y = 16, 24, 1600, 1480
+MAGENTA = np.array([255, 0, 255])
+
+
+def marked_photo(number: int) -> bytes:
+    canvas = np.full((HEIGHT, WIDTH, 3), 170, np.uint8)
+    canvas[:, :512 * SCALE] = np.array(Image.fromarray(astronaut()).resize((512 * SCALE, 512 * SCALE)))[:HEIGHT]
+    for bit in range(BITS):  # number in 8 bits, then its complement: a mix-up cannot pass as another number
+        on = (number >> bit & 1) if bit < 8 else not (number >> (bit - 8) & 1)
+        x = MARKER_X + bit * BLOCK
+        canvas[MARKER_Y:MARKER_Y + BLOCK, x:x + BLOCK] = 255 if on else 0
+    return encode(canvas, "JPEG", quality=90)
+
+
+def read_marker(pixels: np.ndarray) -> int | None:
+    bits = [pixels[MARKER_Y + BLOCK // 2, MARKER_X + b * BLOCK + BLOCK // 2].mean() > 128 for b in range(BITS)]
+    if any(bits[b] == bits[b + 8] for b in range(8)):
+        return None
+    return sum(1 << b for b in range(8) if bits[b])
+
+
+def face_is_replaced(pixels: np.ndarray) -> bool:
+    rows, cols = core(tuple(v * SCALE for v in ASTRONAUT_FACE))
+    return np.abs(pixels[rows, cols].astype(int) - MAGENTA).max() < 16
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("load-config"))
+    yield server
+    server.stop()
+
+
+def test_photos_are_distinguishable():
+    pixels = np.array(Image.open(io.BytesIO(marked_photo(37))).convert("RGB"))
+    assert read_marker(pixels) == 37 and not face_is_replaced(pixels)
+
+
+def test_fifty_concurrent_clients(server):
+    photos = [marked_photo(n) for n in range(CLIENTS)]
+    first_status, final, attempts = {}, {}, Counter()
+    start_gate = threading.Barrier(CLIENTS)
+    baseline_rss = server.rss_bytes()
+    peak_rss = [baseline_rss]
+    sampling = threading.Event()
+
+    def sample_memory():
+        while not sampling.is_set():
+            peak_rss[0] = max(peak_rss[0], server.rss_bytes())
+            time.sleep(0.05)
+
+    def client(n: int):
+        start_gate.wait()
+        give_up = time.monotonic() + 120
+        while time.monotonic() < give_up:
+            reply = server.request("POST", "/v1/protect?color=ff00ff", body=photos[n], timeout=120)
+            attempts[n] += 1
+            first_status.setdefault(n, reply.status)
+            if reply.status not in (429, 503):
+                final[n] = reply
+                return
+            assert reply.json()["error"] == "busy" and not reply.body.startswith(b"\xff\xd8")
+            time.sleep(random.uniform(0.1, 0.5))
+
+    sampler = threading.Thread(target=sample_memory)
+    sampler.start()
+    started = time.perf_counter()
+    clients = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join(180)
+    seconds = time.perf_counter() - started
+    sampling.set()
+    sampler.join()
+
+    assert sorted(final) == list(range(CLIENTS)), f"clients without an answer: {set(range(CLIENTS)) - set(final)}"
+    for n, reply in final.items():
+        assert reply.status == 200, reply
+        pixels = np.array(Image.open(io.BytesIO(reply.body)).convert("RGB"))
+        assert pixels.shape == (HEIGHT, WIDTH, 3)
+        assert read_marker(pixels) == n, f"client {n} got another client's photo"
+        assert face_is_replaced(pixels), f"client {n} got an unprotected photo"
+        assert json.loads(reply.headers["X-Shield-Report"])["faces"] >= 1
+    counts = Counter(first_status.values())
+    assert set(counts) <= {200, 429, 503}
+    assert counts[429] + counts[503] > 0, "50 at once must overflow a queue of 2 + 4"
+    growth = peak_rss[0] - baseline_rss
+    print(f"\nload: {CLIENTS} clients in {seconds:.1f}s; first answers {dict(counts)}; "
+          f"attempts {sum(attempts.values())}; RSS {baseline_rss / 1e6:.0f} MB -> peak {peak_rss[0] / 1e6:.0f} MB")
+    assert growth < 800e6, f"server memory grew by {growth / 1e6:.0f} MB"
+    assert server.request("GET", "/v1/health").status == 200
