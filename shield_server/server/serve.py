@@ -108,12 +108,11 @@ def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dic
     server.application = create_app(config)
 
     url = f"http://{BIND_ADDRESS}:{config.port}"
-    print(f"Photo Shield listening on {url}/ (loopback only; detectors: {', '.join(config.detectors)})",
-          flush=True)
-    print(f"  Web page: open {url}/ in your browser.")
-    print("  Extension: run `shield pair` and paste the token into the extension's settings.")
-    print(f"  Token file: {tokens.path}")
-    print("  Stop with Ctrl+C.", flush=True)
+    print(f"Photo Shield listening on {url}/ (loopback only; detectors: {', '.join(config.detectors)})\n"
+          f"  Web page: open {url}/ in your browser.\n"
+          f"  Extension: run `shield pair` and paste the token into the extension's settings.\n"
+          f"  Token file: {tokens.path}\n"
+          f"  Stop with Ctrl+C.", flush=True)
     try:
         server.run()
     finally:
