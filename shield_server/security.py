@@ -80,10 +80,14 @@ class RequestPolicy:
             return
         raise ForbiddenOrigin("Requests from web pages are refused.")
 
-    def check_page_origin(self, origin: str | None) -> None:
-        """The local web page itself may only be loaded by a navigation, never fetched by another origin."""
+    def check_page_request(self, path: str, headers) -> None:
+        """The web page is only loaded as a document, by navigation; another origin never gets it."""
+        origin = headers.get("Origin")
         if origin is not None and origin.lower() not in self.own_origins:
             raise ForbiddenOrigin("The page is only served to this server's own origin.")
+        destination = headers.get("Sec-Fetch-Dest")
+        if path == "/" and destination not in (None, "document"):
+            raise ForbiddenOrigin("The page can only be opened as a page.")
 
     def check_credentials(self, headers) -> None:
         token = headers.get(TOKEN_HEADER)

@@ -214,6 +214,14 @@ def test_web_page_refused_to_other_origins(shield_server):
     assert_json_error(reply, 403, "forbidden_origin")
 
 
+@pytest.mark.parametrize("destination", ["script", "iframe", "empty", "image"])
+def test_web_page_only_loaded_as_a_document(shield_server, destination):
+    reply = shield_server.request("GET", "/", token=False, headers={"Sec-Fetch-Dest": destination})
+    assert_json_error(reply, 403, "forbidden_origin")
+    assert b"shield-page-key" not in reply.body
+    assert shield_server.request("GET", "/", token=False, headers={"Sec-Fetch-Dest": "document"}).status == 200
+
+
 def _page_key(server) -> str:
     html = server.request("GET", "/", token=False).body.decode()
     return html.split('name="shield-page-key" content="')[1].split('"')[0]

@@ -68,7 +68,7 @@ def create_app(config: ServerConfig) -> Flask:
         policy.check_host(request.headers.get("Host"))
         origin = request.headers.get("Origin")
         if not request.path.startswith("/v1/"):
-            policy.check_page_origin(origin)
+            policy.check_page_request(request.path, request.headers)
             return None
         policy.check_origin(origin)
         if request.method == "OPTIONS":
