@@ -19,6 +19,8 @@ CHROME_EXTENSION_ORIGIN = f"chrome-extension://{EXTENSION_ID}"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 TOKEN_HEADER = "X-Shield-Token"
 PAGE_KEY_HEADER = "X-Shield-Page-Key"
+API_PREFIX = "/v1/"
+CORS_EXPOSE_HEADERS = "X-Shield-Report, Content-Disposition"
 # A Firefox extension origin is moz-extension://<per-install UUID>.
 _MOZ_EXTENSION = re.compile(r"moz-extension://[0-9a-fA-F-]{36}")
 _ALLOWED_ORIGIN_FORM = re.compile(r"(https?|chrome-extension|moz-extension)://[A-Za-z0-9.\-\[\]:]+")
@@ -65,6 +67,32 @@ class RequestPolicy:
         # Authorises the local web page's own calls. It lives in memory only, changes on every start
         # and is only ever written into the page served to loopback Hosts (see SECURITY.md).
         self.page_key = secrets.token_urlsafe(32)
+
+    def check_request(self, method: str, path: str, headers, content_length: int | None) -> bool:
+        """Every check, in order; raises the first failure. True means an allowed CORS preflight to answer."""
+        self.check_host(headers.get("Host"))
+        if not path.startswith(API_PREFIX):
+            self.check_page_request(path, headers)
+            return False
+        self.check_origin(headers.get("Origin"))
+        if method == "OPTIONS":
+            return True
+        self.check_credentials(headers)
+        self.check_content_length(content_length)
+        return False
+
+    def cors_headers(self, path: str, headers, preflight: bool = False) -> dict:
+        """CORS answers go to extension origins only; the page's own origin needs none."""
+        origin = headers.get("Origin")
+        if not (path.startswith(API_PREFIX) and origin and self.is_extension_origin(origin)):
+            return {}
+        if not preflight:
+            return {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
+        answer = {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                  "Access-Control-Allow-Headers": f"{TOKEN_HEADER}, Content-Type", "Access-Control-Max-Age": "600"}
+        if headers.get("Access-Control-Request-Private-Network") == "true":
+            answer["Access-Control-Allow-Private-Network"] = "true"
+        return answer
 
     def check_host(self, host: str | None) -> None:
         if (host or "").lower() not in self.own_hosts:

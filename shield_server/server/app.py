@@ -28,8 +28,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
-CORS_ALLOW_HEADERS = f"{security.TOKEN_HEADER}, Content-Type"
-CORS_EXPOSE_HEADERS = "X-Shield-Report, Content-Disposition"
 
 
 @dataclass
@@ -65,25 +63,15 @@ def create_app(config: ServerConfig) -> Flask:
     @app.before_request
     def check_request():
         g.started = time.perf_counter()
-        policy.check_host(request.headers.get("Host"))
-        origin = request.headers.get("Origin")
-        if not request.path.startswith("/v1/"):
-            policy.check_page_request(request.path, request.headers)
-            return None
-        policy.check_origin(origin)
-        if request.method == "OPTIONS":
-            return _preflight(policy, origin)
-        policy.check_credentials(request.headers)
-        policy.check_content_length(request.content_length)
+        if policy.check_request(request.method, request.path, request.headers, request.content_length):
+            return Response(status=204, headers=policy.cors_headers(request.path, request.headers, preflight=True))
         return None
 
     @app.after_request
     def add_headers(response: Response):
         response.headers.update(SECURITY_HEADERS)
-        origin = request.headers.get("Origin")
-        if request.path.startswith("/v1/") and origin and policy.is_extension_origin(origin):
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        if "Access-Control-Allow-Origin" not in response.headers:
+            response.headers.update(policy.cors_headers(request.path, request.headers))
         response.vary.add("Origin")
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
         log.info("%s %s %s %.0fms", request.method, request.path, response.status_code, elapsed)
@@ -143,17 +131,6 @@ def create_app(config: ServerConfig) -> Flask:
 def error_response(code: str, message: str, status: int) -> Response:
     body = json.dumps({"error": code, "message": message})
     return Response(body, status=status, mimetype="application/json")
-
-
-def _preflight(policy: security.RequestPolicy, origin: str | None) -> Response:
-    response = Response(status=204)
-    if origin and policy.is_extension_origin(origin):
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
-        response.headers["Access-Control-Max-Age"] = "600"
-        if request.headers.get("Access-Control-Request-Private-Network") == "true":
-            response.headers["Access-Control-Allow-Private-Network"] = "true"
-    return response
 
 
 def _photo_and_options(config: ServerConfig):
