@@ -1,5 +1,6 @@
 """Hostile input and overload: bombs, truncated files, huge bodies, a full queue, a killed server."""
 
+import os
 import signal
 import socket
 import struct
@@ -181,3 +182,38 @@ def test_port_in_use_is_reported(shield_server, tmp_path):
                          cwd=REPO_ROOT, env={"SHIELD_CONFIG_DIR": str(tmp_path), "PATH": "/usr/bin"},
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and "cannot listen" in run.stderr
+
+
+def _open_files(pid: int) -> set[str]:
+    """Paths of regular files the process holds open (sockets, pipes and the like left out)."""
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("/"):
+            held.add(target)
+    return held
+
+
+def test_uploads_and_answers_never_touch_disk(shield_server):
+    """Waitress spills big bodies to temporary files unless told not to: check none appears mid-upload."""
+    before = _open_files(shield_server.pid)
+    total = 30_000_000
+    head = (f"POST /v1/protect?format=png HTTP/1.1\r\nHost: 127.0.0.1:{shield_server.port}\r\n"
+            f"X-Shield-Token: {shield_server.token}\r\nContent-Length: {total}\r\n\r\n").encode()
+    photo = encode(np.random.default_rng(3).integers(0, 255, (2000, 2500, 3), dtype=np.uint8), "BMP")
+    body = photo + b"\0" * (total - len(photo))
+    with socket.create_connection(("127.0.0.1", shield_server.port), timeout=30) as sock:
+        sock.sendall(head + body[:20_000_000])
+        time.sleep(0.5)
+        during_upload = _open_files(shield_server.pid) - before
+        sock.sendall(body[20_000_000:])
+        time.sleep(0.3)
+        while_answering = _open_files(shield_server.pid) - before
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+    assert answer.split(b" ")[1] == b"200", answer[:300]
+    assert not during_upload and not while_answering, (during_upload, while_answering)
