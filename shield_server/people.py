@@ -89,7 +89,7 @@ def people_mask(frames: list[np.ndarray], face_boxes, margin: float) -> np.ndarr
     height, width = frames[0].shape[:2]
     scale = min(1.0, WORK_LONG_SIDE / max(height, width))
     work_w, work_h = max(round(width * scale), 1), max(round(height * scale), 1)
-    boxes = [tuple(b) for b in face_boxes if b[2] > b[0] and b[3] > b[1]]
+    boxes = [tuple(int(v) for v in b) for b in face_boxes if b[2] > b[0] and b[3] > b[1]]
     windows = [_face_relative(b, PERSON_WINDOW, width, height) for b in boxes]
     views = segment.tiles(width, height, TILE_FRACTION)
 
@@ -131,4 +131,6 @@ def people_mask(frames: list[np.ndarray], face_boxes, margin: float) -> np.ndarr
 
     if scale < 1.0:
         people = cv2.resize(people.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+    for x0, y0, x1, y1 in boxes:  # the whole face box, even at margin 0 (the head ellipse cuts its corners)
+        people[max(y0, 0):y1, max(x0, 0):x1] = True
     return people | redact.head_mask(boxes, margin, width, height)

@@ -18,10 +18,11 @@ SQUARE_MODEL = ("selfie_segmentation.tflite", 256, 256)  # file, input width, in
 LANDSCAPE_MODEL = ("selfie_segmentation_landscape.tflite", 256, 144)
 
 # A silhouette without a detected face is kept only if the pose model finds a person in it this surely
-# (detection confidence) and this visibly (mean landmark visibility). Looser values let it call flowers
-# and parrots people (measured on the faces-dev no-face photos).
+# (detection confidence) and its head and shoulders (landmarks 0-12) this visibly on average; legs are
+# often out of frame. Looser values let it call flowers and parrots people (faces-dev no-face photos).
 POSE_MIN_DETECTION = 0.8
 POSE_MIN_VISIBILITY = 0.7
+HEAD_AND_SHOULDERS = slice(0, 13)
 
 # cv2.dnn networks and MediaPipe solutions must not be called from several threads at once.
 _model_lock = threading.Lock()
@@ -80,4 +81,5 @@ def pose_confirms(rgb: np.ndarray, box) -> bool:
         result = _pose().process(np.ascontiguousarray(crop))
     if result.pose_landmarks is None:
         return False
-    return float(np.mean([p.visibility for p in result.pose_landmarks.landmark])) >= POSE_MIN_VISIBILITY
+    visibility = [p.visibility for p in result.pose_landmarks.landmark[HEAD_AND_SHOULDERS]]
+    return float(np.mean(visibility)) >= POSE_MIN_VISIBILITY
