@@ -1,5 +1,6 @@
 """Hostile input and overload: bombs, truncated files, huge bodies, a full queue, a killed server."""
 
+import json
 import os
 import signal
 import socket
@@ -113,10 +114,31 @@ def test_100_megabyte_chunked_body_refused_while_reading(shield_server):
     still_answers(shield_server)
 
 
-def big_png() -> bytes:
-    """About 6 MP of noisy PNG: takes the server a second or more to protect on two cores."""
-    face = np.array(Image.fromarray(astronaut()).resize((2048, 2048)))
-    canvas = np.concatenate([face, face[:, :1024]], axis=1)
+def test_chunked_upload_is_accepted(shield_server):
+    photo = encode(astronaut(), "PNG")
+    head = (f"POST /v1/detect HTTP/1.1\r\nHost: 127.0.0.1:{shield_server.port}\r\nConnection: close\r\n"
+            f"X-Shield-Token: {shield_server.token}\r\nTransfer-Encoding: chunked\r\n\r\n").encode()
+    chunks = b"".join(b"%x\r\n" % len(photo[i:i + 50_000]) + photo[i:i + 50_000] + b"\r\n"
+                      for i in range(0, len(photo), 50_000))
+    with socket.create_connection(("127.0.0.1", shield_server.port), timeout=30) as sock:
+        sock.sendall(head + chunks + b"0\r\n\r\n")
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert answer.split(b" ")[1] == b"200", answer[:300]
+    assert len(json.loads(answer.split(b"\r\n\r\n", 1)[1])["faces"]) == 1
+
+
+def test_malformed_http_gets_json_400(shield_server):
+    with socket.create_connection(("127.0.0.1", shield_server.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/protect HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: banana\r\n\r\n")
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert answer.split(b" ")[1] == b"400" and b'"error": "bad_request"' in answer, answer
+    still_answers(shield_server)
+
+
+def big_png(side: int = 2048) -> bytes:
+    """side x 1.5 side of noisy PNG (6 MP by default): the server needs a second or more on two cores."""
+    face = np.array(Image.fromarray(astronaut()).resize((side, side)))
+    canvas = np.concatenate([face, face[:, :side // 2]], axis=1)
     noise = np.random.default_rng(1).integers(0, 40, canvas.shape, dtype=np.uint8)
     return encode(canvas // 2 + noise, "PNG")
 
@@ -151,7 +173,7 @@ def test_full_queue_429_and_deadline_503(tiny_queue_server):
 
 def test_killed_mid_request_gives_an_error_never_the_photo(tmp_path):
     server = start_server(tmp_path / "config")
-    photo = big_png()
+    photo = big_png(3000)  # 13.5 MP: several seconds of work, so the kill lands mid-request
     outcome = {}
 
     def send():
@@ -161,7 +183,7 @@ def test_killed_mid_request_gives_an_error_never_the_photo(tmp_path):
             outcome["error"] = exc
     thread = threading.Thread(target=send)
     thread.start()
-    time.sleep(0.6)
+    time.sleep(0.8)
     server.kill()
     thread.join(30)
     assert "reply" not in outcome, outcome["reply"]  # no status, no bytes: the client only sees a failure
