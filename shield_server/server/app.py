@@ -74,7 +74,9 @@ def create_app(config: ServerConfig) -> Flask:
             response.headers.update(policy.cors_headers(request.path, request.headers))
         response.vary.add("Origin")
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-        log.info("%s %s %s %.0fms", request.method, request.path, response.status_code, elapsed)
+        # No query string (options only, but nothing else belongs in a log) and no control characters.
+        path = request.path[:200].encode("unicode_escape").decode("ascii")
+        log.info("%s %s %s %.0fms", request.method, path, response.status_code, elapsed)
         return response
 
     @app.errorhandler(ShieldError)
