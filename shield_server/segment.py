@@ -83,3 +83,11 @@ def pose_confirms(rgb: np.ndarray, box) -> bool:
         return False
     visibility = [p.visibility for p in result.pose_landmarks.landmark[HEAD_AND_SHOULDERS]]
     return float(np.mean(visibility)) >= POSE_MIN_VISIBILITY
+
+
+def warm_up() -> None:
+    """Load every model now (server start, benchmarks) rather than on the first photo."""
+    blank = np.zeros((SQUARE_MODEL[2], SQUARE_MODEL[1], 3), np.uint8)
+    person_probability(blank, (8, 8))
+    person_probability(np.zeros((LANDSCAPE_MODEL[2], LANDSCAPE_MODEL[1], 3), np.uint8), (8, 8))
+    pose_confirms(blank, (0, 0, blank.shape[1], blank.shape[0]))
