@@ -94,3 +94,22 @@ def test_shield_serve_command(tmp_path):
         assert "shield pair" in rest + "".join(lines)
     finally:
         process.kill()
+
+
+@pytest.mark.parametrize("args", [("--port", "70000"), ("--allow-origin", "*"),
+                                  ("--allow-origin", "https://example.com/path")])
+def test_serve_refuses_bad_arguments(tmp_path, args):
+    run = shield(tmp_path, "serve", *args)
+    assert run.returncode == 2 and "shield serve:" in run.stderr
+
+
+def test_allow_origin_lets_that_origin_in(tmp_path):
+    extra = "chrome-extension://abcdefghijklmnopabcdefghijklmnop"
+    server = start_server(tmp_path / "config", extra_args=("--allow-origin", extra))
+    try:
+        reply = server.request("GET", "/v1/health", headers={"Origin": extra})
+        assert reply.status == 200 and reply.headers["Access-Control-Allow-Origin"] == extra
+        other = server.request("GET", "/v1/health", headers={"Origin": extra.replace("abc", "xyz")})
+        assert other.status == 403
+    finally:
+        server.stop()

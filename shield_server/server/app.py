@@ -58,7 +58,6 @@ def create_app(config: ServerConfig) -> Flask:
     policy = security.RequestPolicy(config.port, config.token_store, config.allowed_origins,
                                     config.max_bytes + MULTIPART_OVERHEAD)
     admission = security.Admission(config.max_active, config.max_waiting, config.queue_deadline_s)
-    app.extensions["shield"] = {"policy": policy, "admission": admission, "config": config}
 
     @app.before_request
     def check_request():

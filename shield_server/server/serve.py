@@ -54,6 +54,8 @@ def main(args) -> int:
     port = DEFAULT_PORT if getattr(args, "port", None) is None else args.port
     folder = pairing.config_dir(getattr(args, "config_dir", None))
     try:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"Not a port: {port}.")
         origins = [validate_extra_origin(o) for o in getattr(args, "allow_origin", None) or []]
         tokens = pairing.TokenStore(folder)
     except ValueError as exc:
