@@ -103,7 +103,7 @@ class RequestPolicy:
                 or origin in self.extra_origins)
 
     def check_origin(self, origin: str | None) -> None:
-        """No Origin (the extension's fetch, curl, a navigation), an extension, or this server's own page."""
+        """No Origin (curl, scripts, same-origin GETs), an extension, or this server's own page."""
         if origin is None or self.is_extension_origin(origin) or origin.lower() in self.own_origins:
             return
         raise ForbiddenOrigin("Requests from web pages are refused.")
