@@ -124,7 +124,7 @@ def people_mask(frames: list[np.ndarray], face_boxes, margin: float) -> np.ndarr
         cx0, cy0, cx1, cy1 = _scaled(chest_box, scale, work_w, work_h)
         chest = silhouette[cy0 - wy0:cy1 - wy0, cx0 - wx0:cx1 - wx0]
         in_frame = chest_box[3] > chest_box[1] and chest_box[2] > chest_box[0]
-        if in_frame and chest.mean() < CHEST_MIN_COVERAGE:
+        if in_frame and chest.size and chest.mean() < CHEST_MIN_COVERAGE:
             bx0, by0, bx1, by1 = _scaled(_face_relative(box, STAND_IN_BODY, width, height), scale, work_w, work_h)
             silhouette[by0 - wy0:by1 - wy0, bx0 - wx0:bx1 - wx0] = True
         _grow_into(people, silhouette, wx0, wy0, margin * GROWTH * FACES_PER_PERSON * (box[3] - box[1]) * scale)
