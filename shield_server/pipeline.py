@@ -126,6 +126,9 @@ class _Stopwatch:
 
 def warm_up() -> list[str]:
     """Load every model once (server start); returns the detector names."""
+    from shield_server import segment
+
+    segment.warm_up()
     main, second = default_detector(), second_opinion_detector()
     blank = np.zeros((64, 64, 3), dtype=np.uint8)
     with _detector_lock:
@@ -149,20 +152,23 @@ def _find_faces(frames: list[np.ndarray], detector, stage: str) -> list[Face]:
     return [f for f in found if f.box[2] > f.box[0] and f.box[3] > f.box[1]]
 
 
-def _redaction_mask(frames, faces: list[Face], options: ProtectOptions) -> np.ndarray:
-    height, width = frames[0].shape[:2]
-    mask = redact.head_mask([f.box for f in faces], options.margin, width, height)
-    if options.mode == "people":
-        from shield_server import people
-        mask |= people.people_mask(frames, [f.box for f in faces], options.margin)
-    return mask
+def _people_mask(originals, faces: list[Face], options: ProtectOptions) -> np.ndarray:
+    from shield_server import people
+
+    return people.people_mask(originals, [f.box for f in faces], options.margin)
 
 
-def _apply(frames, mask: np.ndarray, options: ProtectOptions) -> None:
+def _apply(frames, mask: np.ndarray, options: ProtectOptions) -> np.ndarray:
     # Every frame gets the union of every frame's faces: a face missed in one frame of an animation is
     # still covered by its detection in the others.
     for frame in frames:
         redact.fill_pixels(frame, mask, options.fill, options.color)
+    return mask
+
+
+def _cover_heads(frames, faces: list[Face], options: ProtectOptions) -> np.ndarray:
+    height, width = frames[0].shape[:2]
+    return _apply(frames, redact.head_mask([f.box for f in faces], options.margin, width, height), options)
 
 
 def _verify(frames, mask: np.ndarray, options: ProtectOptions) -> None:
@@ -182,19 +188,21 @@ def protect(data: bytes, options: ProtectOptions = ProtectOptions()) -> ProtectR
     fmt = formats.output_format(image.source_format, options.format, image.has_alpha)
     clock.lap("decode")
 
+    # Whole-person mode segments the original pixels, once, with every face both detectors found.
+    originals = [frame.copy() for frame in image.frames] if options.mode == "people" else None
     faces = _find_faces(image.frames, default_detector(), "detect")
     clock.lap("detect")
-    mask = _redaction_mask(image.frames, faces, options)
-    _apply(image.frames, mask, options)
+    mask = _cover_heads(image.frames, faces, options)
     clock.lap("redact")
 
     extra = _find_faces(image.frames, second_opinion_detector(), "second_opinion")
     if extra:
-        extra_mask = _redaction_mask(image.frames, extra, options)
-        _apply(image.frames, extra_mask, options)
-        mask |= extra_mask
+        mask |= _cover_heads(image.frames, extra, options)
         faces += extra
     clock.lap("second_opinion")
+    if originals is not None:
+        mask |= _apply(image.frames, _people_mask(originals, faces, options), options)
+        clock.lap("people")
     _verify(image.frames, mask, options)
 
     encoded = formats.encode(image, fmt)
