@@ -1,39 +1,26 @@
-"""Placeholder until the recall work lands: MediaPipe's full-range model, one pass."""
+"""Face detectors behind `detect.base.Detector`.
+
+default_detector(): BlazeFace short-range over a scale pyramid, fused and verified (ensemble.py).
+second_opinion_detector(): a stricter pass at the in-between scales, run on the redacted photo.
+Models are the ones bundled with mediapipe 0.10.21, run through OpenCV's dnn module; built once.
+"""
 
 import functools
 
-import mediapipe as mp
-import numpy as np
+from shield_server.detect.base import Detection, Detector
+from shield_server.detect.ensemble import BlazeEnsemble, StrictPyramid
 
-from shield_server.detect.base import Detection
-
-
-class MediaPipeFullRange:
-    name = "mediapipe-full-range"
-
-    def __init__(self, threshold: float = 0.5):
-        self._solution = mp.solutions.face_detection.FaceDetection(model_selection=1,
-                                                                   min_detection_confidence=threshold)
-
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        h, w = rgb.shape[:2]
-        result = self._solution.process(rgb)
-        out = []
-        for d in result.detections or []:
-            b = d.location_data.relative_bounding_box
-            out.append(Detection(b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h,
-                                 d.score[0], self.name))
-        return out
+__all__ = ["Detection", "Detector", "default_detector", "second_opinion_detector", "detector_names"]
 
 
 @functools.cache
-def default_detector():
-    return MediaPipeFullRange(0.5)
+def default_detector() -> Detector:
+    return BlazeEnsemble()
 
 
 @functools.cache
-def second_opinion_detector():
-    return MediaPipeFullRange(0.6)
+def second_opinion_detector() -> Detector:
+    return StrictPyramid()
 
 
 def detector_names() -> list[str]:

@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Face-detection benchmark on an annotated folder (faces-dev format: images/, annotations.json, score.py).
+
+  python bench/faces_dev.py                 # redact every photo through `shield redact` (fill #FF00FF,
+                                            # PNG), score with the folder's score.py, print time per photo
+  python bench/faces_dev.py --synthetic     # time and peak memory of one photo of 1, 3 and 12 MP
+  python bench/faces_dev.py --fit           # refit the verifier of detect/ensemble.py (prints constants)
+  python bench/faces_dev.py --quick         # detector only, in-process, magenta painted with redact.head_mask
+
+Outputs go to a temporary folder (or --out, e.g. bench/out/, which git ignores); nothing from the data set
+is written into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "faces-dev"
+SHIELD = Path(sys.executable).parent / "shield"
+sys.path.insert(0, str(REPO))
+
+
+def load(data: Path) -> list[dict]:
+    return json.loads((data / "annotations.json").read_text())["images"]
+
+
+def score(data: Path, out: Path) -> dict:
+    run = subprocess.run([sys.executable, str(data / "score.py"), str(data / "annotations.json"), str(out)],
+                         capture_output=True, text=True, check=True)
+    print(run.stdout)
+    return json.loads(run.stdout)
+
+
+def bench_cli(data: Path, out: Path, jobs: int) -> None:
+    """The benchmark contract: `shield redact images --out-dir OUT --fill '#FF00FF' --format png`."""
+    t0 = time.perf_counter()
+    run = subprocess.run([str(SHIELD), "redact", str(data / "images"), "--out-dir", str(out), "--fill", "#FF00FF",
+                          "--format", "png", "--json", "--jobs", str(jobs)], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if run.returncode != 0:
+        print(run.stderr[-2000:], file=sys.stderr)
+    results = json.loads(run.stdout)
+    score(data, out)
+    totals = np.array([r["timings_ms"]["total"] for r in results if "timings_ms" in r])
+    stages = {}
+    for r in results:
+        for k, v in r.get("timings_ms", {}).items():
+            stages.setdefault(k, []).append(v)
+    print(f"{len(results)} photos, --jobs {jobs}, wall {wall:.1f} s")
+    print(f"per photo (ms): median {np.median(totals):.0f}, p95 {np.percentile(totals, 95):.0f}, max {totals.max():.0f}")
+    print("median per stage (ms): " + ", ".join(f"{k} {np.median(v):.0f}" for k, v in stages.items()))
+
+
+def bench_quick(data: Path) -> None:
+    """Detector only, in-process; the same scoring rules as score.py on an in-memory magenta mask."""
+    import cv2
+
+    from shield_server import redact
+    from shield_server.detect import default_detector
+
+    det, recs, times = default_detector(), load(data), []
+    painted = []
+    for rec in recs:
+        rgb = cv2.cvtColor(cv2.imread(str(data / rec["file"])), cv2.COLOR_BGR2RGB)
+        t = time.perf_counter()
+        boxes = [(d.x0, d.y0, d.x1, d.y1) for d in det.detect(rgb)]
+        times.append(time.perf_counter() - t)
+        painted.append(redact.head_mask(boxes, redact.DEFAULT_MARGIN, rgb.shape[1], rgb.shape[0]))
+    print(json.dumps(score_masks(recs, painted), indent=1))
+    print(f"detect per photo (ms): median {1000 * np.median(times):.0f}, p95 {1000 * np.percentile(times, 95):.0f}")
+
+
+def score_masks(recs: list[dict], masks: list[np.ndarray]) -> dict:
+    """score.py's rules on boolean masks (True = magenta)."""
+    buckets = [(0, 16), (16, 32), (32, 64), (64, 128), (128, 10**9)]
+    tot, prot = np.zeros(5, int), np.zeros(5, int)
+    collateral, touched, noface = [], 0, 0
+    for rec, m in zip(recs, masks):
+        H, W = m.shape
+        keep = np.ones_like(m)
+        for x, y, w, h in rec["faces"]:
+            x0, y0 = int(x + 0.2 * w), int(y + 0.15 * h)
+            x1, y1 = max(int(x + 0.8 * w), x0 + 1), max(int(y + 0.85 * h), y0 + 1)
+            region = m[max(y0, 0):min(y1, H), max(x0, 0):min(x1, W)]
+            b = next(i for i, (lo, hi) in enumerate(buckets) if lo <= h < hi)
+            tot[b] += 1
+            prot[b] += (region.mean() if region.size else 0.0) >= 0.9
+        for x, y, w, h in rec["faces"] + rec.get("ignore", []):
+            keep[max(int(y - 0.5 * h), 0):min(int(y + 1.5 * h), H), max(int(x - 0.5 * w), 0):min(int(x + 1.5 * w), W)] = False
+        collateral.append(float((m & keep).mean()))
+        if not rec["faces"]:
+            noface += 1
+            touched += bool(m.mean() > 0.001)
+    r = lambda p, t: round(int(p) / max(int(t), 1), 4)
+    return {"recall_ge32": r(prot[2:].sum(), tot[2:].sum()), "recall_16_32": r(prot[1], tot[1]),
+            "recall_all": r(prot.sum(), tot.sum()), "recall_lt16": r(prot[0], tot[0]),
+            "mean_collateral_pct": round(100 * float(np.mean(collateral)), 3), "noface_images_touched": f"{touched}/{noface}"}
+
+
+# ----------------------------------------------------------------------------------- verifier fitting
+
+def _labels(rec: dict, boxes: np.ndarray) -> np.ndarray:
+    """1: a detection of an annotated face; 0: far from every face and ignore box (collateral); -1: neither."""
+    cx, cy, bh = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2, boxes[:, 3] - boxes[:, 1]
+    pos, near = np.zeros(len(boxes), bool), np.zeros(len(boxes), bool)
+    for x, y, w, h in rec["faces"]:
+        pos |= (cx > x) & (cx < x + w) & (cy > y) & (cy < y + h) & (bh > 0.5 * h) & (bh < 2.5 * h)
+    for x, y, w, h in rec["faces"] + rec.get("ignore", []):
+        near |= (cx > x - 0.5 * w) & (cx < x + 1.5 * w) & (cy > y - 0.5 * h) & (cy < y + 1.5 * h)
+    return np.where(pos, 1, np.where(near, -1, 0))
+
+
+def _fit_logistic(X, y, weight, l2=1e-2, iterations=60):
+    mean, std = X.mean(0), X.std(0) + 1e-6
+    Z = np.c_[(X - mean) / std, np.ones(len(X))]
+    w = np.zeros(Z.shape[1])
+    for _ in range(iterations):  # Newton steps
+        p = 1 / (1 + np.exp(-Z @ w))
+        grad = Z.T @ (weight * (p - y)) + l2 * w
+        hess = (Z * (weight * p * (1 - p))[:, None]).T @ Z + l2 * np.eye(len(w))
+        w -= np.linalg.solve(hess, grad)
+    return mean, std, w
+
+
+def fit(data: Path, cache: Path, area_power: float = 0.5) -> None:
+    import cv2
+
+    from shield_server import redact
+    from shield_server.detect import ensemble
+
+    recs = load(data)
+    if cache.exists():
+        items = list(np.load(cache, allow_pickle=True)["items"])
+    else:
+        det, items = ensemble.BlazeEnsemble(), []
+        for i, rec in enumerate(recs):
+            rgb = cv2.cvtColor(cv2.imread(str(data / rec["file"])), cv2.COLOR_BGR2RGB)
+            boxes, feats = det.clusters(rgb)
+            items.append((boxes, feats))
+            print(f"\r{i + 1}/{len(recs)}", end="", file=sys.stderr)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, items=np.array(items, dtype=object))
+    labels = [_labels(rec, b) if len(b) else np.zeros(0) for rec, (b, _) in zip(recs, items)]
+
+    def train(idx):
+        X = np.concatenate([items[i][1] for i in idx if len(items[i][1])])
+        y = np.concatenate([labels[i] for i in idx if len(items[i][1])])
+        rel_area = np.exp(2 * X[:, ensemble.FEATURES.index("log_rel_h")])
+        m = y >= 0
+        # false positives weighted by sqrt(area): collateral is an area
+        weight = np.where(y[m] == 1, 1.0, (rel_area[m] / np.median(rel_area[m])) ** area_power)
+        return _fit_logistic(X[m], (y[m] == 1).astype(float), weight)
+
+    def masks(probs, threshold):
+        return [redact.head_mask([tuple(b[:4]) for b, q in zip(items[i][0], probs[i]) if q >= threshold],
+                                 redact.DEFAULT_MARGIN, rec["width"], rec["height"]) for i, rec in enumerate(recs)]
+
+    n = len(recs)
+    probs = [None] * n
+    for fold in (0, 1):  # 2-fold cross-validation by photo: what the verifier does on photos it never saw
+        mean, std, w = train([i for i in range(n) if i % 2 != fold])
+        for i in range(fold, n, 2):
+            probs[i] = ensemble.verifier_probability(items[i][1], mean, std, w) if len(items[i][1]) else np.zeros(0)
+    for t in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
+        print("cross-validated, accept >=", t, score_masks(recs, masks(probs, t)))
+    mean, std, w = train(range(n))
+    fmt = lambda a: "np.array([" + ", ".join(f"{v:.4f}" for v in a) + "])"
+    print(f"VERIFIER_MEAN = {fmt(mean)}\nVERIFIER_STD = {fmt(std)}\nVERIFIER_W = {fmt(w)}")
+    full = [ensemble.verifier_probability(f, mean, std, w) if len(f) else np.zeros(0) for _, f in items]
+    for t in (0.4, 0.45, 0.5):
+        print("fitted on all, accept >=", t, score_masks(recs, masks(full, t)))
+
+
+# ----------------------------------------------------------------------------------- synthetic photos
+
+def _synthetic_child(mp: float) -> None:
+    """Runs in a fresh process: protect() one synthetic photo of `mp` megapixels; prints JSON."""
+    import io
+
+    from PIL import Image
+    from skimage import data as skdata
+
+    from shield_server.pipeline import ProtectOptions, protect
+
+    w = int(round(np.sqrt(mp * 1e6 * 4 / 3)))
+    h = int(round(w * 3 / 4))
+    rng = np.random.default_rng(0)
+    base = np.asarray(Image.fromarray(skdata.coffee()).resize((w, h), Image.BILINEAR)).copy()
+    face = skdata.astronaut()[30:250, 110:340]
+    for k in range(6):  # a few real faces at different sizes
+        s = max(int(w * (0.03 + 0.03 * k)), 16)
+        f = np.asarray(Image.fromarray(face).resize((s, s), Image.BILINEAR))
+        y, x = rng.integers(0, h - s), rng.integers(0, w - s)
+        base[y:y + s, x:x + s] = f
+    buf = io.BytesIO()
+    Image.fromarray(base).save(buf, "JPEG", quality=90)
+    options = ProtectOptions(fill="solid", color=(255, 0, 255), format="png")
+    protect(buf.getvalue(), options)  # warm-up: model loading is not per photo
+    t = time.perf_counter()
+    result = protect(buf.getvalue(), options)
+    elapsed = time.perf_counter() - t
+    print(json.dumps({"mp": mp, "size": [w, h], "seconds": round(elapsed, 3), "faces": len(result.faces),
+                      "timings_ms": result.timings_ms,
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+
+
+def bench_synthetic() -> None:
+    for mp in (1, 3, 12):
+        run = subprocess.run([sys.executable, __file__, "--synthetic-child", str(mp)], capture_output=True, text=True)
+        line = [l for l in run.stdout.splitlines() if l.startswith("{")]
+        print(line[-1] if line else run.stderr[-2000:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="annotated folder (default ../shared/faces-dev)")
+    ap.add_argument("--out", type=Path, help="output folder (default: a temporary one)")
+    ap.add_argument("--jobs", type=int, default=1, help="shield redact --jobs (1: latency of one photo at a time)")
+    ap.add_argument("--synthetic", action="store_true", help="time and peak memory on synthetic 1/3/12 MP photos")
+    ap.add_argument("--synthetic-child", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="detector only, in-process")
+    ap.add_argument("--fit", action="store_true", help="refit the verifier (cache in bench/out/)")
+    args = ap.parse_args()
+    if args.synthetic_child:
+        return _synthetic_child(args.synthetic_child)
+    if args.synthetic:
+        return bench_synthetic()
+    if args.fit:
+        return fit(args.data, REPO / "bench" / "out" / "clusters.npz")
+    if args.quick:
+        return bench_quick(args.data)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        return bench_cli(args.data, args.out, args.jobs)
+    with tempfile.TemporaryDirectory() as out:
+        bench_cli(args.data, Path(out), args.jobs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Face detection on real images shipped with scikit-image (no data set needed)."""
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+skdata = pytest.importorskip("skimage.data")
+
+from shield_server.detect import default_detector, detector_names, second_opinion_detector  # noqa: E402
+from shield_server.detect import blazeface, ensemble, pyramid  # noqa: E402
+from shield_server.detect.base import Detection  # noqa: E402
+
+ASTRONAUT_FACE = (175, 70, 275, 178)  # x0, y0, x1, y1, brow to chin, by eye
+
+
+def _center_inside(d: Detection, box, slack=0.0) -> bool:
+    cx, cy = (d.x0 + d.x1) / 2, (d.y0 + d.y1) / 2
+    w, h = box[2] - box[0], box[3] - box[1]
+    return box[0] - slack * w <= cx <= box[2] + slack * w and box[1] - slack * h <= cy <= box[3] + slack * h
+
+
+def _iou(d: Detection, box) -> float:
+    w = max(0.0, min(d.x1, box[2]) - max(d.x0, box[0]))
+    h = max(0.0, min(d.y1, box[3]) - max(d.y0, box[1]))
+    inter = w * h
+    return inter / (d.width * d.height + (box[2] - box[0]) * (box[3] - box[1]) - inter)
+
+
+def test_interface_and_names():
+    assert default_detector() is default_detector()  # built once
+    assert second_opinion_detector() is second_opinion_detector()
+    names = detector_names()
+    assert len(names) == 2 and all(isinstance(n, str) and n for n in names)
+    assert default_detector().detect(np.zeros((64, 64, 3), np.uint8)) == []
+
+
+def test_short_range_decoding_matches_the_astronaut_face():
+    img = skdata.astronaut()
+    x = blazeface.to_tensor(cv2.resize(img, (128, 128), interpolation=cv2.INTER_AREA), 128, 128)
+    scores, boxes, kps = blazeface.run_short(x)
+    best = int(np.argmax(scores))
+    assert scores[best] > 0.9
+    box = boxes[best] * 4
+    assert _iou(Detection(*box, 1.0, "t"), ASTRONAUT_FACE) > 0.6
+    right_eye, left_eye = kps[best, 0] * 4, kps[best, 1] * 4  # the subject's right eye is on the image's left
+    assert right_eye[0] < left_eye[0] and abs(right_eye[1] - left_eye[1]) < 15
+
+
+def test_full_range_model_is_densified_and_runs_fully_convolutionally():
+    img = skdata.astronaut()
+    for size in (192, 384):  # the FPN resize sizes follow the input size
+        x = blazeface.to_tensor(cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA), size, size)
+        scores, boxes, _ = blazeface.run_full(x)
+        best = int(np.argmax(scores))
+        assert scores[best] > 0.8
+        assert _iou(Detection(*(boxes[best] * 512 / size), 1.0, "t"), ASTRONAUT_FACE) > 0.6
+
+
+def test_astronaut_face_found_at_the_right_place():
+    found = default_detector().detect(skdata.astronaut())
+    assert any(_iou(d, ASTRONAUT_FACE) > 0.6 for d in found)
+    assert all(d.detector == default_detector().name for d in found)
+
+
+def _lfw_canvas(size: int, count: int = 6, seed: int = 0):
+    """Real 25x25 LFW faces (scikit-image lfw_subset: 100 faces then 100 non-faces), upscaled to `size`
+    px and pasted on a wood-textured canvas at known, well separated places."""
+    faces = skdata.lfw_subset()[:100]
+    rng = np.random.default_rng(seed)
+    H, W = 720, 960
+    canvas = cv2.resize(skdata.coffee(), (W, H), interpolation=cv2.INTER_LINEAR) // 2 + 64
+    places = []
+    for i in rng.choice(100, count, replace=False):
+        face = cv2.resize((faces[i] * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_CUBIC)
+        for _ in range(1000):
+            x, y = int(rng.integers(8, W - size - 8)), int(rng.integers(8, H - size - 8))
+            if all(abs(x - px) > size + 24 or abs(y - py) > size + 24 for px, py in places):
+                break
+        places.append((x, y))
+        canvas[y:y + size, x:x + size] = face[..., None]
+    return np.ascontiguousarray(canvas), [(x, y, x + size, y + size) for x, y in places]
+
+
+@pytest.mark.parametrize("size", [24, 40, 80, 160])
+def test_lfw_faces_found_at_known_sizes_and_places(size):
+    canvas, boxes = _lfw_canvas(size, count=6 if size < 160 else 4, seed=size)
+    found = default_detector().detect(canvas)
+    for box in boxes:
+        hits = [d for d in found if _center_inside(d, box)]
+        assert hits, f"{size}px face at {box} missed"
+        assert any(0.5 * size <= d.height <= 2.0 * size for d in hits)
+
+
+@pytest.mark.parametrize("name", ["coffee", "rocket", "chelsea"])
+def test_face_free_photos_yield_few_detections(name):
+    img = getattr(skdata, name)()
+    found = default_detector().detect(img)
+    assert len(found) <= 1, found
+    assert second_opinion_detector().detect(img) == []
+
+
+@pytest.mark.parametrize("angle", [-25, 25])
+def test_tilted_face_found(angle):
+    img = skdata.astronaut()
+    m = cv2.getRotationMatrix2D((225.0, 124.0), angle, 1.0)
+    rotated = cv2.warpAffine(img, m, (512, 512), borderMode=cv2.BORDER_REFLECT)
+    found = default_detector().detect(rotated)
+    assert any(_center_inside(d, ASTRONAUT_FACE, slack=0.1) for d in found)
+
+
+def test_second_opinion_finds_a_clear_face():
+    found = second_opinion_detector().detect(skdata.astronaut())
+    assert any(_iou(d, ASTRONAUT_FACE) > 0.5 for d in found)
+
+
+def test_pyramid_covers_small_and_large_photos_within_budget():
+    for w, h in [(500, 500), (1024, 768), (4032, 3024), (8000, 6000)]:
+        scales = ensemble.pyramid_scales(w, h)
+        assert scales == sorted(scales, reverse=True)
+        assert scales[-1] * max(w, h) <= 256  # a face filling the photo is seen at a size the model knows
+        assert sum(s * s for s in scales[:-1]) * w * h <= 7e6 or len(scales) == 1
+    assert ensemble.pyramid_scales(1024, 768)[0] == pytest.approx(1.4)
+
+
+def test_tiles_bound_memory_and_cover_the_level():
+    for w, h in [(800, 600), (2000, 1500), (5000, 900)]:
+        pieces = pyramid._pieces(w, h)
+        assert all(tw * th <= pyramid.MAX_PIECE_PX for _, _, tw, th in pieces)
+        covered = np.zeros((h, w), bool)
+        for x, y, tw, th in pieces:
+            covered[y:y + th, x:x + tw] = True
+        assert covered.all()
+
+
+def test_detections_are_in_image_coordinates_for_non_square_photos():
+    img = skdata.astronaut()
+    wide = np.zeros((512, 1500, 3), np.uint8) + 100
+    wide[:, 900:1412] = img
+    found = default_detector().detect(wide)
+    shifted = (ASTRONAUT_FACE[0] + 900, ASTRONAUT_FACE[1], ASTRONAUT_FACE[2] + 900, ASTRONAUT_FACE[3])
+    assert any(_iou(d, shifted) > 0.6 for d in found)
