@@ -133,7 +133,7 @@ def _fit_logistic(X, y, weight, l2=1e-2, iterations=60):
     return mean, std, w
 
 
-def fit(data: Path, cache: Path, area_power: float = 0.5) -> None:
+def fit(data: Path, cache: Path, detector_args: dict, area_power: float = 0.5) -> None:
     import cv2
 
     from shield_server import redact
@@ -143,7 +143,7 @@ def fit(data: Path, cache: Path, area_power: float = 0.5) -> None:
     if cache.exists():
         items = list(np.load(cache, allow_pickle=True)["items"])
     else:
-        det, items = ensemble.BlazeEnsemble(), []
+        det, items = ensemble.BlazeEnsemble(**detector_args), []
         for i, rec in enumerate(recs):
             rgb = cv2.cvtColor(cv2.imread(str(data / rec["file"])), cv2.COLOR_BGR2RGB)
             boxes, feats = det.clusters(rgb)
@@ -231,13 +231,17 @@ def main() -> None:
     ap.add_argument("--synthetic-child", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="detector only, in-process")
     ap.add_argument("--fit", action="store_true", help="refit the verifier (cache in bench/out/)")
+    ap.add_argument("--detector-args", default="{}", help="JSON keyword arguments of BlazeEnsemble for --fit "
+                    "(variants to compare, e.g. '{\"mirror\": true}')")
     args = ap.parse_args()
     if args.synthetic_child:
         return _synthetic_child(args.synthetic_child)
     if args.synthetic:
         return bench_synthetic()
     if args.fit:
-        return fit(args.data, REPO / "bench" / "out" / "clusters.npz")
+        variant = json.loads(args.detector_args)
+        tag = "_".join(f"{k}-{v}" for k, v in sorted(variant.items())) or "default"
+        return fit(args.data, REPO / "bench" / "out" / f"clusters_{tag}.npz", variant)
     if args.quick:
         return bench_quick(args.data)
     if args.out:

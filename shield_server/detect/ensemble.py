@@ -81,15 +81,16 @@ class BlazeEnsemble:
     name = "blazeface-pyramid"
 
     def __init__(self, ladder=SHORT_SCALES, min_score: float = 0.3, fuse_iou: float = 0.3,
-                 presence_gate: float = 0.5, accept: float = ACCEPT, budget_px: float = 7e6):
+                 presence_gate: float = 0.5, accept: float = ACCEPT, budget_px: float = 7e6,
+                 mirror: bool = False):
         self.ladder, self.min_score, self.fuse_iou = tuple(ladder), min_score, fuse_iou
-        self.presence_gate, self.accept, self.budget_px = presence_gate, accept, budget_px
+        self.presence_gate, self.accept, self.budget_px, self.mirror = presence_gate, accept, budget_px, mirror
 
     def clusters(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Candidate face boxes (N x 5: x0, y0, x1, y1, best score) and their verifier features (N x F)."""
         H, W = rgb.shape[:2]
         scales = pyramid_scales(W, H, self.ladder, self.budget_px)
-        per_level = pyramid.scan(rgb, scales, "short", self.min_score)
+        per_level = pyramid.scan(rgb, scales, "short", self.min_score, self.mirror)
         rows = [np.c_[f[:, :5], np.full(len(f), i), f[:, 5:]] for i, f in enumerate(per_level) if len(f)]
         groups = fuse(np.concatenate(rows), self.fuse_iou) if rows else []
         boxes = np.zeros((len(groups), 5))
