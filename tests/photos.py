@@ -42,6 +42,18 @@ def core(box: tuple[int, int, int, int]) -> tuple[slice, slice]:
     return slice(int(y0 + 0.15 * h), int(y0 + 0.85 * h)), slice(int(x0 + 0.2 * w), int(x0 + 0.8 * w))
 
 
+def outside_heads(shape, boxes, margin=None) -> np.ndarray:
+    """True where no reported face's grown head box reaches: pixels protect() must leave untouched."""
+    from shield_server import redact
+
+    margin = redact.DEFAULT_MARGIN if margin is None else margin
+    keep = np.ones(shape[:2], bool)
+    for box in boxes:
+        x0, y0, x1, y1 = redact.head_box(box, margin, shape[1], shape[0])
+        keep[y0:y1, x0:x1] = False
+    return keep
+
+
 def encode(pixels: np.ndarray, fmt: str, **save_args) -> bytes:
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, fmt, **save_args)

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from photos import ASTRONAUT_FACE, astronaut, composed_scene, core, decode, encode
-from shield_server import redact
+from photos import ASTRONAUT_FACE, astronaut, composed_scene, core, decode, encode, outside_heads
 from shield_server.errors import BadOptions
 from shield_server.pipeline import ProtectOptions, protect
 
@@ -14,14 +13,6 @@ PNG_MAGENTA = ProtectOptions(color=MAGENTA, format="png")
 
 def is_color(pixels: np.ndarray, color) -> np.ndarray:
     return (pixels[..., :3] == np.array(color, np.uint8)).all(axis=-1)
-
-
-def outside_heads(shape, boxes, margin=redact.DEFAULT_MARGIN) -> np.ndarray:
-    keep = np.ones(shape[:2], bool)
-    for box in boxes:
-        x0, y0, x1, y1 = redact.head_box(box, margin, shape[1], shape[0])
-        keep[y0:y1, x0:x1] = False
-    return keep
 
 
 def test_astronaut_face_replaced_and_rest_untouched():
