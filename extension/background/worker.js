@@ -1,0 +1,212 @@
+// Service worker: every decision and every call to the local server happens here.
+// Content scripts only hand over files and put back what this returns.
+if (typeof importScripts === 'function') {
+  // Chromium runs this file as a service worker; Firefox loads the same files from background.scripts.
+  importScripts('../common/settings.js', '../common/pin.js', '../common/image_types.js', 'shield_client.js');
+}
+
+(function () {
+  'use strict';
+
+  const { ShieldFailure } = PhotoShieldClient;
+  const EXTENSION_ORIGIN = chrome.runtime.getURL('');
+  const MAX_REMEMBERED_OUTPUTS = 500;
+
+  // ---- helpers -------------------------------------------------------------------------------
+
+  function toBase64(buffer) {
+    const bytes = new Uint8Array(buffer);
+    let text = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(text);
+  }
+
+  function fromBase64(text) {
+    const raw = atob(text);
+    const bytes = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    return bytes;
+  }
+
+  async function digestOf(bytes) {
+    const hash = await crypto.subtle.digest('SHA-256', bytes);
+    return toBase64(hash);
+  }
+
+  // Outputs we produced, so a protected file that the page uploads again is not protected twice.
+  const protectedOutputs = new Set();
+
+  async function rememberOutput(digest) {
+    protectedOutputs.add(digest);
+    if (protectedOutputs.size > MAX_REMEMBERED_OUTPUTS) {
+      protectedOutputs.delete(protectedOutputs.values().next().value);
+    }
+    if (chrome.storage.session) {
+      await chrome.storage.session.set({ protectedOutputs: [...protectedOutputs] }).catch(() => {});
+    }
+  }
+
+  const outputsRestored = (async () => {
+    if (!chrome.storage.session) return;
+    const { protectedOutputs: saved } = await chrome.storage.session.get('protectedOutputs').catch(() => ({}));
+    for (const digest of saved || []) protectedOutputs.add(digest);
+  })();
+
+  // Originals the person chose to upload once (unlocked profiles only), by digest, for a minute.
+  const originalsAllowedOnce = new Map();
+  const ALLOW_ONCE_MS = 60000;
+
+  async function allowOriginalOnce(message) {
+    const state = await PhotoShieldSettings.load();
+    if (state.locked) return { ok: false };
+    originalsAllowedOnce.set(await digestOf(fromBase64(message.data)), Date.now() + ALLOW_ONCE_MS);
+    return { ok: true };
+  }
+
+  function takeAllowance(digest) {
+    const until = originalsAllowedOnce.get(digest);
+    originalsAllowedOnce.delete(digest);
+    return until !== undefined && until > Date.now();
+  }
+
+  async function countProtected(faces) {
+    const { stats } = await chrome.storage.local.get('stats');
+    const next = { photos: (stats?.photos || 0) + 1, faces: (stats?.faces || 0) + faces };
+    await chrome.storage.local.set({ stats: next });
+  }
+
+  // ---- uploads -------------------------------------------------------------------------------
+
+  async function siteStatus(sender) {
+    const { settings } = await PhotoShieldSettings.load();
+    return { protect: settings.enabled && PhotoShieldSettings.siteCovered(settings, sender.url) };
+  }
+
+  function blocked(reason, state, detail) {
+    return {
+      action: 'blocked',
+      reason,
+      detail: detail || '',
+      // A locked (parental) profile never gets the way around the shield.
+      canUploadOriginal: !state.locked,
+    };
+  }
+
+  async function protect(message, sender) {
+    const state = await PhotoShieldSettings.load();
+    const { settings } = state;
+    if (!settings.enabled || !PhotoShieldSettings.siteCovered(settings, sender.url)) return { action: 'pass' };
+
+    let bytes;
+    try {
+      bytes = fromBase64(message.data);
+    } catch (_) {
+      return blocked('unexpected_answer', state, 'file could not be read');
+    }
+    await outputsRestored;
+    const digest = await digestOf(bytes);
+    if (protectedOutputs.has(digest)) return { action: 'already' };
+    if (!state.locked && takeAllowance(digest)) return { action: 'pass' };
+
+    let result;
+    try {
+      result = await PhotoShieldClient.protectImage(settings, bytes, message.mime);
+    } catch (error) {
+      const reason = error instanceof ShieldFailure ? error.reason : 'server_error';
+      return blocked(reason, state, error.message);
+    }
+    if (settings.faceAction === 'block' && result.report.faces > 0) {
+      return blocked('faces_found', state, String(result.report.faces));
+    }
+    await rememberOutput(await digestOf(result.bytes));
+    await countProtected(result.report.faces);
+    return {
+      action: 'protected',
+      data: toBase64(result.bytes),
+      type: result.type,
+      name: PhotoShieldImageTypes.protectedName(message.name, result.type),
+      report: { faces: result.report.faces, boxes: result.report.boxes, width: result.report.width, height: result.report.height },
+      review: settings.review,
+    };
+  }
+
+  // ---- settings (extension pages only) -------------------------------------------------------
+
+  async function publicState() {
+    const state = await PhotoShieldSettings.load();
+    const { stats } = await chrome.storage.local.get('stats');
+    return { ...state, stats: { photos: stats?.photos || 0, faces: stats?.faces || 0 } };
+  }
+
+  /** When a lock is on, every change needs the PIN; policy-enforced keys never change here. */
+  async function authorize(pin) {
+    const { pin: record } = await chrome.storage.local.get('pin');
+    if (!record) return null;
+    if (!pin) return 'pin_required';
+    return (await PhotoShieldPin.checkPin(pin, record)) ? null : 'pin_wrong';
+  }
+
+  async function saveSettings({ patch, pin }) {
+    const refusal = await authorize(pin);
+    if (refusal) return { ok: false, error: refusal };
+    const clean = PhotoShieldSettings.validate(patch);
+    if (Object.keys(clean).length !== Object.keys(patch || {}).length) return { ok: false, error: 'invalid' };
+    const managed = PhotoShieldSettings.validate(await PhotoShieldSettings.readManaged());
+    if (Object.keys(clean).some((key) => key in managed)) return { ok: false, error: 'managed' };
+    const { settings: stored } = await chrome.storage.local.get('settings');
+    await chrome.storage.local.set({ settings: { ...(stored || {}), ...clean } });
+    return { ok: true };
+  }
+
+  async function setPin({ newPin, pin }) {
+    const refusal = await authorize(pin);
+    if (refusal) return { ok: false, error: refusal };
+    if (!PhotoShieldPin.isAcceptablePin(newPin)) return { ok: false, error: 'pin_invalid' };
+    await chrome.storage.local.set({ pin: await PhotoShieldPin.makePinRecord(newPin) });
+    return { ok: true };
+  }
+
+  async function removePin({ pin }) {
+    const refusal = await authorize(pin);
+    if (refusal) return { ok: false, error: refusal };
+    await chrome.storage.local.remove('pin');
+    return { ok: true };
+  }
+
+  async function testConnection({ port, token }) {
+    const { settings } = await PhotoShieldSettings.load();
+    const trial = { ...settings, ...PhotoShieldSettings.validate({ port, token }), timeoutSeconds: 5 };
+    try {
+      const info = await PhotoShieldClient.health(trial);
+      return { ok: true, version: info.version || '', detectors: info.detectors || [] };
+    } catch (error) {
+      return { ok: false, reason: error.reason || 'server_error', detail: error.message };
+    }
+  }
+
+  async function resetStats() {
+    await chrome.storage.local.set({ stats: { photos: 0, faces: 0 } });
+    return { ok: true };
+  }
+
+  // ---- routing -------------------------------------------------------------------------------
+
+  const PAGE_MESSAGES = { siteStatus: (m, s) => siteStatus(s), protect, allowOriginalOnce };
+  const EXTENSION_PAGE_MESSAGES = {
+    getState: publicState, saveSettings, setPin, removePin, testConnection, resetStats,
+  };
+
+  chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
+    if (sender.id !== chrome.runtime.id || !message || typeof message.type !== 'string') return false;
+    const fromExtensionPage = typeof sender.url === 'string' && sender.url.startsWith(EXTENSION_ORIGIN);
+    const handler = PAGE_MESSAGES[message.type] ||
+      (fromExtensionPage ? EXTENSION_PAGE_MESSAGES[message.type] : undefined);
+    if (!handler) return false;
+    Promise.resolve()
+      .then(() => handler(message, sender))
+      .then(sendResponse, (error) => sendResponse({ action: 'blocked', ok: false, reason: 'server_error', error: String(error) }));
+    return true;
+  });
+})();

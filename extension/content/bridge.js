@@ -1,0 +1,178 @@
+// Isolated-world content script, kept thin: catch image files on their way into the page
+// (file inputs, drop, paste), hand them to the service worker, and put back only what it returns.
+// Uploads the page builds itself are caught by page_hooks.js (MAIN world), which asks us over postMessage.
+(function () {
+  'use strict';
+
+  const TAG = '__photoShield';
+  const types = PhotoShieldImageTypes;
+
+  // Until the service worker says this site is not covered, treat it as covered (fail closed).
+  let siteProtected = true;
+  let redispatching = false;
+  const inputsAtWork = new WeakSet();
+
+  function refreshSiteStatus() {
+    chrome.runtime.sendMessage({ type: 'siteStatus' })
+      .then((answer) => { siteProtected = !answer || answer.protect !== false; })
+      .catch(() => { siteProtected = true; });
+  }
+  refreshSiteStatus();
+  chrome.storage.onChanged.addListener(refreshSiteStatus);
+
+  // ---- talking to the service worker -----------------------------------------------------------
+
+  function blobToBase64(blob) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(String(reader.result).replace(/^data:[^,]*,/, ''));
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(blob);
+    });
+  }
+
+  function base64ToBytes(text) {
+    const raw = atob(text);
+    const bytes = new Uint8Array(raw.length);
+    for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+    return bytes;
+  }
+
+  async function askWorker(message) {
+    const answer = await chrome.runtime.sendMessage(message);
+    return answer || { action: 'blocked', reason: 'extension_error' };
+  }
+
+  async function decide(file) {
+    if (!(await types.isImage(file))) return file;
+    // sendMessage would turn an ArrayBuffer into {} in Chromium, so bytes travel as base64.
+    const data = await blobToBase64(file);
+    const answer = await askWorker({ type: 'protect', name: file.name || '', mime: file.type, data });
+    if (answer.action === 'pass' || answer.action === 'already') return file;
+    if (answer.action === 'protected') {
+      const result = new File([base64ToBytes(answer.data)], answer.name, { type: answer.type, lastModified: Date.now() });
+      if (answer.review && (await PhotoShieldNotice.review(result, answer.report)) !== 'upload') return null;
+      return result;
+    }
+    const choice = await PhotoShieldNotice.showBlocked(answer.reason,
+      { canUploadOriginal: answer.canUploadOriginal === true, fileName: file.name });
+    if (choice !== 'original') return null;
+    // The page's own upload code will show these bytes to the shield again: let them through once.
+    const allowed = await askWorker({ type: 'allowOriginalOnce', data });
+    return allowed.ok ? file : null;
+  }
+
+  /** The file to use instead (protected, or untouched if not an image), or null: upload nothing. */
+  async function processFile(file) {
+    try {
+      return await decide(file);
+    } catch (error) {
+      PhotoShieldNotice.showBlocked('extension_error', { canUploadOriginal: false, fileName: file.name });
+      return null;
+    }
+  }
+
+  /** All files replaced, or null if any one of them must not go out (the whole batch stops). */
+  async function processFiles(files) {
+    const results = [];
+    for (const file of files) {
+      const result = await processFile(file);
+      if (!result) return null;
+      results.push(result);
+    }
+    return results;
+  }
+
+  const mayBeImage = (file) => types.classify(file) !== 'other';
+
+  function stop(event) {
+    event.stopImmediatePropagation();
+    event.stopPropagation();
+  }
+
+  function fileListOf(files) {
+    const transfer = new DataTransfer();
+    for (const file of files) transfer.items.add(file);
+    return transfer.files;
+  }
+
+  // ---- file inputs -----------------------------------------------------------------------------
+
+  function onFileInputEvent(event) {
+    const input = event.target;
+    if (redispatching || !(input instanceof HTMLInputElement) || input.type !== 'file') return;
+    if (inputsAtWork.has(input)) return stop(event); // the `change` that follows the `input` we took
+    const files = Array.from(input.files || []);
+    if (!siteProtected || !files.some(mayBeImage)) return;
+    stop(event);
+    inputsAtWork.add(input);
+    input.value = ''; // nothing unprotected stays in the field (or in a form submit) while we work
+    processFiles(files).then((results) => {
+      inputsAtWork.delete(input);
+      if (!results) return;
+      input.files = fileListOf(results);
+      redispatching = true;
+      try {
+        input.dispatchEvent(new Event('input', { bubbles: true, composed: true }));
+        input.dispatchEvent(new Event('change', { bubbles: true }));
+      } finally {
+        redispatching = false;
+      }
+    });
+  }
+
+  window.addEventListener('input', onFileInputEvent, true);
+  window.addEventListener('change', onFileInputEvent, true);
+
+  // ---- drop and paste --------------------------------------------------------------------------
+
+  function stringsOf(transfer) {
+    const strings = {};
+    for (const type of transfer.types) {
+      if (type !== 'Files') strings[type] = transfer.getData(type);
+    }
+    return strings;
+  }
+
+  /** The page's replacement event is built in the MAIN world: Firefox hides our DataTransfer from the page. */
+  function redispatch(eventType, target, files, strings, init) {
+    const element = target instanceof Element ? target : document.documentElement;
+    const nonce = crypto.randomUUID();
+    element.setAttribute('data-photo-shield-target', nonce);
+    window.postMessage({ [TAG]: 'redispatch', nonce, eventType, files, strings, init }, '*');
+  }
+
+  function onTransfer(event, transfer, init) {
+    // Our own replacement events are untrusted; a page's synthetic events carry files it already has.
+    if (!event.isTrusted || !siteProtected || !transfer) return;
+    const files = Array.from(transfer.files || []);
+    if (!files.some(mayBeImage)) return;
+    event.preventDefault();
+    stop(event);
+    const strings = stringsOf(transfer);
+    const target = event.composedPath()[0] || event.target;
+    processFiles(files).then((results) => {
+      if (results) redispatch(event.type, target, results, strings, init);
+    });
+  }
+
+  window.addEventListener('drop', (event) => onTransfer(event, event.dataTransfer, {
+    clientX: event.clientX, clientY: event.clientY, screenX: event.screenX, screenY: event.screenY,
+    ctrlKey: event.ctrlKey, shiftKey: event.shiftKey, altKey: event.altKey, metaKey: event.metaKey,
+  }), true);
+  window.addEventListener('paste', (event) => onTransfer(event, event.clipboardData, {}), true);
+
+  // ---- uploads the page builds itself (requests from page_hooks.js) ----------------------------
+
+  window.addEventListener('message', (event) => {
+    const message = event.data;
+    if (event.source !== window || !message || message[TAG] !== 'protect-request') return;
+    const { id, blob, name } = message;
+    if (!(blob instanceof Blob)) return;
+    const file = blob instanceof File ? blob : new File([blob], name || 'image', { type: blob.type });
+    processFile(file).then((result) => {
+      const changed = Boolean(result) && result !== file;
+      window.postMessage({ [TAG]: 'protect-reply', id, ok: Boolean(result), changed, file: changed ? result : null }, '*');
+    });
+  });
+})();

@@ -1,0 +1,196 @@
+// MAIN-world hooks: uploads the page builds itself (fetch, XMLHttpRequest, sendBeacon with Blob,
+// File, FormData, bytes or streams) wait here while bridge.js gets the photo protected; a photo that
+// cannot be protected is never sent. Also replays protected drop/paste events the page can read.
+(function () {
+  'use strict';
+
+  const TAG = '__photoShield';
+
+  // Captured before any page script runs, so later page changes cannot unhook us.
+  const nativeFetch = window.fetch;
+  const nativeOpen = XMLHttpRequest.prototype.open;
+  const nativeSend = XMLHttpRequest.prototype.send;
+  const nativeBeacon = navigator.sendBeacon;
+  const post = window.postMessage.bind(window);
+  const { Blob: NativeBlob, File: NativeFile, FormData: NativeFormData, Request: NativeRequest,
+    Headers: NativeHeaders, Response: NativeResponse, ReadableStream: NativeStream } = window;
+
+  const requestPrefix = Math.random().toString(36).slice(2);
+  let lastRequestId = 0;
+  const waiting = new Map();
+
+  function blockedError() {
+    // fetch rejects with TypeError on network failure; pages already handle that shape.
+    return new TypeError('Photo Shield blocked this upload: the photo could not be protected.');
+  }
+
+  function protectBlob(blob) {
+    return new Promise((resolve, reject) => {
+      const id = `${requestPrefix}-${++lastRequestId}`;
+      waiting.set(id, (reply) => {
+        if (!reply.ok) reject(blockedError());
+        else if (!reply.changed) resolve(blob); // not an image, or already protected: the page's own object
+        else if (reply.file instanceof NativeBlob) resolve(reply.file);
+        else reject(blockedError());
+      });
+      post({ [TAG]: 'protect-request', id, blob, name: blob instanceof NativeFile ? blob.name : '' }, '*');
+    });
+  }
+
+  const isBytes = (body) => body instanceof ArrayBuffer || ArrayBuffer.isView(body);
+
+  // A first, generous filter (Chrome injects each extension file into one world only, so the shared
+  // image_types.js is not here): bridge.js looks at the bytes and hands anything else back unchanged.
+  const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|webp|bmp|tiff?|heic|heif|avif|svg|ico)$/i;
+  function mayBeImage(blob) {
+    if (!(blob instanceof NativeBlob)) return false;
+    const type = blob.type.toLowerCase();
+    return !type || type.startsWith('image/') || type.endsWith('octet-stream') ||
+      (blob instanceof NativeFile && IMAGE_NAME.test(blob.name));
+  }
+
+  /** Cheap synchronous test: could this body carry a photo? */
+  function needsLook(body) {
+    if (body == null) return false;
+    if (body instanceof NativeBlob) return mayBeImage(body);
+    if (body instanceof NativeFormData) {
+      for (const [, value] of body) if (mayBeImage(value)) return true;
+      return false;
+    }
+    return isBytes(body) || body instanceof NativeStream;
+  }
+
+  async function protectedBlobLike(original) {
+    const result = await protectBlob(original);
+    if (result === original) return original;
+    return original instanceof NativeFile ? result : new NativeBlob([result], { type: result.type });
+  }
+
+  /** The same body with every photo in it replaced by its protected version. */
+  async function protectBody(body) {
+    if (body instanceof NativeBlob) return mayBeImage(body) ? protectedBlobLike(body) : body;
+    if (body instanceof NativeFormData) {
+      const safe = new NativeFormData();
+      for (const [key, value] of body) {
+        if (mayBeImage(value)) {
+          const result = await protectBlob(value);
+          safe.append(key, result, result.name || value.name);
+        } else {
+          safe.append(key, value);
+        }
+      }
+      return safe;
+    }
+    if (isBytes(body)) {
+      const original = new NativeBlob([body]);
+      const result = await protectBlob(original);
+      return result === original ? body : result.arrayBuffer();
+    }
+    if (body instanceof NativeStream) return protectBlob(await new NativeResponse(body).blob());
+    return body;
+  }
+
+  async function protectRequest(request) {
+    const contentType = request.headers.get('content-type') || '';
+    if (/^multipart\/form-data/i.test(contentType)) {
+      const form = await request.clone().formData();
+      if (!needsLook(form)) return request;
+      const headers = new NativeHeaders(request.headers);
+      headers.delete('content-type'); // the new body brings its own boundary
+      return new NativeRequest(request, { body: await protectBody(form), headers });
+    }
+    const whole = await request.clone().blob();
+    if (!mayBeImage(whole)) return request;
+    const result = await protectBlob(whole);
+    if (result === whole) return request;
+    const headers = new NativeHeaders(request.headers);
+    if (/^image\//i.test(contentType)) headers.set('content-type', result.type);
+    return new NativeRequest(request, { body: result, headers });
+  }
+
+  window.fetch = function fetch(input, init) {
+    const initBody = init && init.body != null ? init.body : null;
+    if (initBody !== null) {
+      if (!needsLook(initBody)) return nativeFetch.call(this, input, init);
+      return protectBody(initBody).then((body) => nativeFetch.call(this, input, { ...init, body }));
+    }
+    if (input instanceof NativeRequest && input.body !== null) {
+      return protectRequest(new NativeRequest(input, init)).then((request) => nativeFetch.call(this, request));
+    }
+    return nativeFetch.call(this, input, init);
+  };
+
+  const asyncRequests = new WeakMap();
+
+  XMLHttpRequest.prototype.open = function open(method, url, isAsync) {
+    asyncRequests.set(this, arguments.length < 3 || isAsync !== false);
+    return nativeOpen.apply(this, arguments);
+  };
+
+  XMLHttpRequest.prototype.send = function send(body) {
+    if (!needsLook(body)) return nativeSend.call(this, body);
+    if (asyncRequests.get(this) === false) {
+      // A synchronous request cannot wait for the shield: refuse it rather than send the original.
+      throw new DOMException('Photo Shield blocked a synchronous photo upload.', 'NetworkError');
+    }
+    const request = this;
+    protectBody(body).then(
+      (safe) => nativeSend.call(request, safe),
+      () => {
+        request.dispatchEvent(new ProgressEvent('error'));
+        request.dispatchEvent(new ProgressEvent('loadend'));
+      });
+  };
+
+  if (typeof nativeBeacon === 'function') {
+    navigator.sendBeacon = function sendBeacon(url, data) {
+      if (!needsLook(data)) return nativeBeacon.call(navigator, url, data);
+      protectBody(data).then((safe) => nativeBeacon.call(navigator, url, safe), () => {});
+      return true; // queued, as a beacon would be
+    };
+  }
+
+  // ---- replaying drop / paste with protected files -------------------------------------------
+
+  function findTarget(root, nonce) {
+    const selector = `[data-photo-shield-target="${nonce}"]`;
+    const direct = root.querySelector(selector);
+    if (direct) return direct;
+    for (const element of root.querySelectorAll('*')) {
+      if (element.shadowRoot) {
+        const found = findTarget(element.shadowRoot, nonce);
+        if (found) return found;
+      }
+    }
+    return null;
+  }
+
+  function replay({ nonce, eventType, files, strings, init }) {
+    if (typeof nonce !== 'string' || !/^[0-9a-f-]{36}$/.test(nonce) || !Array.isArray(files)) return;
+    const target = findTarget(document, nonce);
+    if (!target) return;
+    target.removeAttribute('data-photo-shield-target');
+    const transfer = new DataTransfer();
+    for (const file of files) if (file instanceof NativeFile) transfer.items.add(file);
+    for (const [type, value] of Object.entries(strings || {})) transfer.setData(type, String(value));
+    const common = { bubbles: true, cancelable: true, composed: true };
+    const event = eventType === 'drop'
+      ? new DragEvent('drop', { ...init, ...common, dataTransfer: transfer })
+      : new ClipboardEvent('paste', { ...common, clipboardData: transfer });
+    target.dispatchEvent(event);
+  }
+
+  window.addEventListener('message', (event) => {
+    const message = event.data;
+    if (event.source !== window || !message || typeof message !== 'object') return;
+    if (message[TAG] === 'protect-reply') {
+      const settle = waiting.get(message.id);
+      if (settle) {
+        waiting.delete(message.id);
+        settle(message);
+      }
+    } else if (message[TAG] === 'redispatch') {
+      replay(message);
+    }
+  }, true);
+})();

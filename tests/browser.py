@@ -1,0 +1,208 @@
+"""Shared pieces for the extension tests: the loopback test site that records every upload it receives,
+a real `shield serve` process, and headless Chromium with the unpacked extension loaded.
+"""
+
+import email.parser
+import email.policy
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTENSION_DIR = ROOT / "extension"
+SITE_DIR = Path(__file__).resolve().parent / "e2e_site"
+CHROMIUM = "/usr/bin/chromium"
+EXTENSION_ID = "kcbncmfikphjokbejdopkgddbliakibd"  # fixed by the manifest "key"
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-default-apps",
+]
+
+
+# ---- the test site ----------------------------------------------------------------------------
+
+@dataclass
+class Part:
+    name: str
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Upload:
+    via: str
+    content_type: str
+    body: bytes
+    parts: list[Part] = field(default_factory=list)
+
+    def files(self) -> list[Part]:
+        return [part for part in self.parts if part.filename is not None]
+
+
+def parse_multipart(content_type: str, body: bytes) -> list[Part]:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    parts = []
+    for item in message.iter_parts():
+        parts.append(Part(
+            name=item.get_param("name", header="content-disposition") or "",
+            filename=item.get_filename(),
+            content_type=item.get_content_type(),
+            data=item.get_payload(decode=True) or b"",
+        ))
+    return parts
+
+
+class UploadSite:
+    """Serves tests/e2e_site on 127.0.0.1 and records every POST to /upload."""
+
+    def __init__(self):
+        self.uploads: list[Upload] = []
+        self._lock = threading.Lock()
+        site = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(SITE_DIR), **kwargs)
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                url = urllib.parse.urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if url.path == "/upload":
+                    content_type = self.headers.get("Content-Type", "")
+                    via = urllib.parse.parse_qs(url.query).get("via", [""])[0]
+                    upload = Upload(via, content_type, body)
+                    if content_type.startswith("multipart/form-data"):
+                        upload.parts = parse_multipart(content_type, body)
+                    with site._lock:
+                        site.uploads.append(upload)
+                answer = b"<!doctype html><p id=received>received</p>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def clear(self):
+        with self._lock:
+            self.uploads.clear()
+
+    def wait_for_uploads(self, count: int, timeout: float = 15.0) -> list[Upload]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.uploads) >= count:
+                    return list(self.uploads)
+            time.sleep(0.05)
+        with self._lock:
+            return list(self.uploads)
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# ---- the real shield server -------------------------------------------------------------------
+
+class ShieldProcess:
+    """`shield serve --port 0` with its own config folder; used only if tests/server_process.py is missing."""
+
+    def __init__(self, folder: Path):
+        self.config_dir = folder / "config"
+        self.config_dir.mkdir(mode=0o700, parents=True)
+        env = {**os.environ, "SHIELD_CONFIG_DIR": str(self.config_dir)}
+        shield = [sys.executable, "-m", "shield_server"]
+        self.token = subprocess.run([*shield, "pair"], env=env, capture_output=True, text=True,
+                                    check=True, cwd=ROOT).stdout.strip()
+        self._process = subprocess.Popen([*shield, "serve", "--port", "0"], env=env, cwd=ROOT,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        deadline = time.monotonic() + 60
+        self.port = None
+        while time.monotonic() < deadline and self.port is None:
+            line = self._process.stdout.readline()
+            if not line and self._process.poll() is not None:
+                break
+            match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            if match:
+                self.port = int(match.group(1))
+        if self.port is None:
+            self.stop()
+            raise RuntimeError("shield serve did not start")
+        threading.Thread(target=self._process.stdout.read, daemon=True).start()  # keep the pipe drained
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+
+def start_shield(folder: Path):
+    """A real server process: the server engineer's helper when present, else our own launcher."""
+    try:
+        from server_process import start_server  # tests/server_process.py
+    except ImportError:
+        return ShieldProcess(folder)
+    return start_server(folder)
+
+
+# ---- Chromium with the extension --------------------------------------------------------------
+
+class ExtensionBrowser:
+    """A persistent headless Chromium profile with the unpacked extension loaded."""
+
+    def __init__(self, playwright, extra_args=()):
+        self._profile = tempfile.mkdtemp(prefix="photo-shield-profile-")
+        self.context = playwright.chromium.launch_persistent_context(
+            self._profile, executable_path=CHROMIUM, headless=True,
+            args=[f"--disable-extensions-except={EXTENSION_DIR}", f"--load-extension={EXTENSION_DIR}",
+                  *CHROMIUM_ARGS, *extra_args])
+        workers = self.context.service_workers
+        self.worker = workers[0] if workers else self.context.wait_for_event("serviceworker", timeout=15000)
+        assert EXTENSION_ID in self.worker.url, self.worker.url
+
+    def extension_url(self, path: str) -> str:
+        return f"chrome-extension://{EXTENSION_ID}/{path}"
+
+    def reset(self, **settings):
+        """Fresh extension state: these settings, no PIN, zero counts."""
+        self.worker.evaluate(
+            """async (settings) => {
+                await chrome.storage.local.clear();
+                await chrome.storage.local.set({ settings });
+            }""", settings)
+
+    def storage(self) -> dict:
+        return self.worker.evaluate("() => chrome.storage.local.get(null)")
+
+    def close(self):
+        self.context.close()
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+
+def chromium_available() -> bool:
+    return os.path.exists(CHROMIUM)

@@ -1,0 +1,75 @@
+// The test site's own upload code: every way a real site sends a photo.
+'use strict';
+
+const statusLine = document.getElementById('status');
+const report = (text) => { statusLine.textContent = text; };
+
+function sendWithFetch(via, body) {
+  return fetch('/upload?via=' + via, { method: 'POST', body })
+    .then((response) => report('uploaded:' + via + ':' + response.status))
+    .catch((error) => report('error:' + via + ':' + error.message));
+}
+
+function sendWithXhr(via, body) {
+  return new Promise((resolve) => {
+    const request = new XMLHttpRequest();
+    request.open('POST', '/upload?via=' + via);
+    request.onload = () => { report('uploaded:' + via + ':' + request.status); resolve(); };
+    request.onerror = () => { report('error:' + via); resolve(); };
+    request.send(body);
+  });
+}
+
+function formWith(files) {
+  const form = new FormData();
+  form.append('caption', 'hello');
+  for (const file of files) form.append('photo', file);
+  return form;
+}
+
+document.getElementById('js-input').addEventListener('change', (event) => {
+  const files = event.target.files;
+  if (files.length) sendWithFetch('input', formWith(files));
+});
+
+const dropzone = document.getElementById('dropzone');
+dropzone.addEventListener('dragover', (event) => event.preventDefault());
+dropzone.addEventListener('drop', (event) => {
+  event.preventDefault();
+  const files = event.dataTransfer.files;
+  if (files.length) sendWithFetch('drop', formWith(files));
+});
+
+document.getElementById('pastezone').addEventListener('paste', (event) => {
+  const files = event.clipboardData.files;
+  if (!files.length) return;
+  event.preventDefault();
+  sendWithXhr('paste', formWith(files));
+});
+
+function bytesFromBase64(text) {
+  const raw = atob(text);
+  const bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  return bytes;
+}
+
+// Uploads the page builds from bytes it already holds (as a canvas export or an editor would).
+window.pageUpload = function pageUpload(kind, base64, type, name) {
+  const bytes = bytesFromBase64(base64);
+  const blob = new Blob([bytes], { type });
+  const file = new File([bytes], name, { type });
+  switch (kind) {
+    case 'fetch-formdata': return sendWithFetch(kind, formWith([file]));
+    case 'fetch-blob': return sendWithFetch(kind, blob);
+    case 'fetch-arraybuffer': return sendWithFetch(kind, bytes.buffer);
+    case 'fetch-request': {
+      const request = new Request('/upload?via=' + kind, { method: 'POST', body: formWith([file]) });
+      return fetch(request).then((r) => report('uploaded:' + kind + ':' + r.status), (e) => report('error:' + kind + ':' + e.message));
+    }
+    case 'xhr-formdata': return sendWithXhr(kind, formWith([file]));
+    case 'xhr-blob': return sendWithXhr(kind, blob);
+    case 'beacon': report(String(navigator.sendBeacon('/upload?via=beacon', blob))); return Promise.resolve();
+    default: throw new Error('unknown kind ' + kind);
+  }
+};

@@ -1,0 +1,510 @@
+"""End-to-end tests of the browser extension: real headless Chromium, the real unpacked extension, a real
+`shield serve` process, and a loopback test site that records exactly what it receives.
+"""
+
+import base64
+import io
+import os
+import re
+import socket
+import threading
+import urllib.parse
+
+import numpy as np
+import pytest
+import skimage
+from PIL import Image
+
+from browser import EXTENSION_ID, ExtensionBrowser, UploadSite, chromium_available, start_shield
+
+pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
+
+ASTRONAUT = os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
+# Eyes to mouth of the astronaut's face (x0, y0, x1, y1), checked by eye on the 512x512 image
+# (the whole face spans about x 175-275, y 75-175): every pixel here must be replaced.
+FACE_CORE = (195, 95, 255, 155)
+FILL = (255, 0, 255)  # magenta: nothing in the photo has it
+SECRET = b"Photo-Shield-Secret-Camera"
+
+
+# ---- images -----------------------------------------------------------------------------------
+
+def astronaut_png() -> bytes:
+    with open(ASTRONAUT, "rb") as handle:
+        return handle.read()
+
+
+def astronaut_jpeg_with_gps() -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = SECRET.decode()  # Make
+    exif[0x010E] = "taken at home"  # ImageDescription
+    gps = exif.get_ifd(0x8825)
+    gps.update({1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)})
+    out = io.BytesIO()
+    Image.open(ASTRONAUT).convert("RGB").save(out, "JPEG", quality=92, exif=exif)
+    data = out.getvalue()
+    assert b"Exif" in data and SECRET in data
+    return data
+
+
+def astronaut_heic() -> bytes:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    out = io.BytesIO()
+    Image.open(ASTRONAUT).convert("RGB").save(out, "HEIF", quality=90)
+    return out.getvalue()
+
+
+def assert_protected(data: bytes, expected_type: str = "PNG"):
+    """The face is gone (filled), the size is kept, and no metadata at all is left."""
+    image = Image.open(io.BytesIO(data))
+    assert image.format == expected_type
+    assert image.size == (512, 512)
+    x0, y0, x1, y1 = FACE_CORE
+    core = np.asarray(image.convert("RGB"), dtype=np.int16)[y0:y1, x0:x1]
+    filled = (np.abs(core - np.array(FILL)) < 40).all(axis=2).mean()
+    assert filled > 0.97, f"only {filled:.0%} of the face core was replaced"
+    assert b"Exif" not in data and SECRET not in data
+    assert not image.getexif()
+    for chunk in (b"tEXt", b"iTXt", b"zTXt", b"eXIf"):
+        assert chunk not in data
+
+
+# ---- fixtures ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def shield(tmp_path_factory):
+    server = start_shield(tmp_path_factory.mktemp("shield"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def site():
+    server = UploadSite()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browsers(playwright_driver, site):
+    """One browser per address space, started on first use: the site as loopback, or as a public site."""
+    started = {}
+
+    def get(space: str) -> ExtensionBrowser:
+        if space not in started:
+            extra = [] if space == "loopback" else [f"--ip-address-space-overrides=127.0.0.1:{site.port}=public"]
+            started[space] = ExtensionBrowser(playwright_driver, extra)
+        return started[space]
+
+    yield get
+    for browser in started.values():
+        browser.close()
+
+
+@pytest.fixture
+def browser(browsers):
+    return browsers("loopback")
+
+
+def paired(shield, **extra):
+    return {"port": shield.port, "token": shield.token, "color": "ff00ff", "fill": "solid", **extra}
+
+
+def open_site(browser, site, settings):
+    browser.reset(**settings)
+    site.clear()
+    page = browser.context.new_page()
+    page.goto(site.origin + "/")
+    return page
+
+
+@pytest.fixture
+def page(browser, site, shield):
+    page = open_site(browser, site, paired(shield))
+    yield page
+    page.close()
+
+
+@pytest.fixture(params=["loopback", "public"])
+def any_space_page(request, browsers, site, shield):
+    page = open_site(browsers(request.param), site, paired(shield))
+    yield page
+    page.close()
+
+
+def only_upload(site, settle: float = 0.4):
+    uploads = site.wait_for_uploads(1)
+    assert uploads, "nothing reached the site"
+    # Let any duplicate arrive before counting.
+    threading.Event().wait(settle)
+    uploads = site.uploads
+    assert len(uploads) == 1, [u.via for u in uploads]
+    return uploads[0]
+
+
+def assert_nothing_uploaded(site, wait: float = 1.5):
+    threading.Event().wait(wait)
+    assert site.uploads == []
+
+
+def notice(page):
+    return page.locator("#photo-shield-notice .panel").last
+
+
+def write_file(tmp_path, name, data) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def drop_file(page, selector, path):
+    """A real drag and drop of a file from outside the browser, through the DevTools protocol."""
+    box = page.locator(selector).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    cdp = page.context.new_cdp_session(page)
+    data = {"items": [], "files": [path], "dragOperationsMask": 1}
+    for kind in ("dragEnter", "dragOver", "drop"):
+        cdp.send("Input.dispatchDragEvent", {"type": kind, "x": x, "y": y, "data": data})
+    cdp.detach()
+
+
+def paste_image(page, selector, png: bytes):
+    """A real Ctrl+V of an image the clipboard holds."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=urllib.parse.urlsplit(page.url)._replace(path="").geturl())
+    page.locator(selector).click()
+    page.evaluate(
+        """async (b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            await navigator.clipboard.write([new ClipboardItem({ 'image/png': new Blob([bytes], { type: 'image/png' }) })]);
+        }""", base64.b64encode(png).decode())
+    page.keyboard.press("Control+V")
+
+
+def page_upload(page, kind, data, mime, name):
+    # Not awaited: a blocked upload stays pending until the person answers the notice.
+    page.evaluate("([kind, b64, mime, name]) => { window.pageUpload(kind, b64, mime, name); }",
+                  [kind, base64.b64encode(data).decode(), mime, name])
+
+
+# ---- every upload path delivers exactly one protected photo --------------------------------------
+
+def test_file_input_uploads_protected_photo(any_space_page, site):
+    any_space_page.set_input_files("#js-input", ASTRONAUT)
+    upload = only_upload(site)
+    assert upload.via == "input"
+    (photo,) = upload.files()
+    assert photo.filename == "astronaut.png" and photo.content_type == "image/png"
+    assert_protected(photo.data)
+
+
+def test_form_submit_sends_protected_photo(page, site):
+    page.set_input_files("#form-input", ASTRONAUT)
+    page.wait_for_function("document.getElementById('form-input').files.length === 1 && "
+                           "document.getElementById('form-input').files[0].lastModified > Date.now() - 60000")
+    page.click("#form-submit")
+    upload = only_upload(site)
+    assert upload.via == "form"
+    (photo,) = upload.files()
+    assert_protected(photo.data)
+    assert {p.name: p.data for p in upload.parts}["caption"] == b"hello"
+
+
+def test_drop_uploads_protected_photo(any_space_page, site, tmp_path):
+    drop_file(any_space_page, "#dropzone", write_file(tmp_path, "dropped.png", astronaut_png()))
+    upload = only_upload(site)
+    assert upload.via == "drop"
+    (photo,) = upload.files()
+    assert photo.filename == "dropped.png"
+    assert_protected(photo.data)
+
+
+def test_paste_uploads_protected_photo(any_space_page, site):
+    paste_image(any_space_page, "#pastezone", astronaut_png())
+    upload = only_upload(site)
+    assert upload.via == "paste"
+    (photo,) = upload.files()
+    assert_protected(photo.data)
+
+
+@pytest.mark.parametrize("kind", ["fetch-formdata", "fetch-blob", "fetch-arraybuffer", "fetch-request",
+                                  "xhr-formdata", "xhr-blob"])
+def test_uploads_the_page_builds_are_protected(page, site, kind):
+    page_upload(page, kind, astronaut_png(), "image/png", "made-by-page.png")
+    upload = only_upload(site)
+    assert upload.via == kind
+    data = upload.files()[0].data if upload.parts else upload.body
+    assert_protected(data)
+
+
+def test_beacon_sends_protected_photo(page, site):
+    # A beacon carries at most 64 KiB: a face crop, small enough to fit once protected.
+    out = io.BytesIO()
+    Image.open(ASTRONAUT).convert("RGB").crop((140, 40, 340, 240)).save(out, "JPEG", quality=80)
+    page_upload(page, "beacon", out.getvalue(), "image/jpeg", "small.jpg")
+    upload = only_upload(site)
+    image = Image.open(io.BytesIO(upload.body))
+    assert upload.content_type == "image/jpeg" and image.size == (200, 200)
+    x0, y0, x1, y1 = FACE_CORE
+    core = np.asarray(image.convert("RGB"), dtype=np.int16)[y0 - 40:y1 - 40, x0 - 140:x1 - 140]
+    assert (np.abs(core - np.array(FILL)) < 40).all(axis=2).mean() > 0.97
+
+
+def test_page_built_upload_from_public_site_is_protected(browsers, site, shield):
+    page = open_site(browsers("public"), site, paired(shield))
+    page_upload(page, "fetch-formdata", astronaut_png(), "image/png", "made-by-page.png")
+    assert_protected(only_upload(site).files()[0].data)
+    page.close()
+
+
+def test_exif_and_gps_never_leave(page, site, tmp_path):
+    page.set_input_files("#js-input", write_file(tmp_path, "holiday.jpg", astronaut_jpeg_with_gps()))
+    (photo,) = only_upload(site).files()
+    assert photo.filename == "holiday.jpg" and photo.content_type == "image/jpeg"
+    assert_protected(photo.data, "JPEG")
+
+
+def test_heic_arrives_as_jpeg_with_matching_name(page, site, tmp_path):
+    page.set_input_files("#js-input", write_file(tmp_path, "photo.heic", astronaut_heic()))
+    (photo,) = only_upload(site).files()
+    assert photo.filename == "photo.jpg" and photo.content_type == "image/jpeg"
+    assert_protected(photo.data, "JPEG")
+
+
+def test_non_image_files_arrive_unchanged(page, site, tmp_path):
+    text = b"just some notes\n" * 100
+    pdf = b"%PDF-1.4\n% not an image\n" + bytes(range(256)) * 4
+    page.set_input_files("#js-input", [write_file(tmp_path, "notes.txt", text), write_file(tmp_path, "doc.pdf", pdf)])
+    files = only_upload(site).files()
+    assert [(f.filename, f.data) for f in files] == [("notes.txt", text), ("doc.pdf", pdf)]
+    site.clear()
+    page_upload(page, "fetch-blob", pdf, "application/pdf", "doc.pdf")
+    assert only_upload(site).body == pdf
+    assert notice(page).count() == 0
+
+
+# ---- failing closed -----------------------------------------------------------------------------
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def expect_blocked(page, site, reason):
+    assert_nothing_uploaded(site)
+    panel = notice(page)
+    panel.wait_for(timeout=5000)
+    assert panel.get_attribute("data-reason") == reason
+    return panel.inner_text()
+
+
+def test_server_stopped_blocks_upload(browser, site, tmp_path):
+    stopped = start_shield(tmp_path)
+    settings = {"port": stopped.port, "token": stopped.token}
+    stopped.stop()
+    page = open_site(browser, site, settings)
+    page.set_input_files("#js-input", ASTRONAUT)
+    text = expect_blocked(page, site, "server_unreachable")
+    assert "shield serve" in text
+    assert page.evaluate("document.getElementById('js-input').files.length") == 0
+    page.close()
+
+
+def test_wrong_token_blocks_upload(browser, site, shield):
+    page = open_site(browser, site, {"port": shield.port, "token": "not-the-token"})
+    page.set_input_files("#js-input", ASTRONAUT)
+    text = expect_blocked(page, site, "not_paired")
+    assert "options" in text
+    page.close()
+
+
+def test_unpaired_blocks_upload(browser, site, shield):
+    page = open_site(browser, site, {"port": shield.port})
+    drop_file(page, "#dropzone", ASTRONAUT)
+    expect_blocked(page, site, "not_paired")
+    page.close()
+
+
+def test_server_error_blocks_upload(page, site, tmp_path):
+    broken = b"\xff\xd8\xff\xe0" + b"\x00garbage" * 500
+    page.set_input_files("#js-input", write_file(tmp_path, "broken.jpg", broken))
+    expect_blocked(page, site, "undecodable")
+
+
+def test_slow_server_blocks_upload(browser, site):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers
+    try:
+        page = open_site(browser, site, {"port": silent.getsockname()[1], "token": "x", "timeoutSeconds": 1})
+        page_upload(page, "xhr-formdata", astronaut_png(), "image/png", "slow.png")
+        expect_blocked(page, site, "timeout")
+        notice(page).locator("button[data-choice=dismiss]").click()
+        page.wait_for_function("document.getElementById('status').textContent === 'error:xhr-formdata'")
+        page.close()
+    finally:
+        silent.close()
+
+
+def test_page_fetch_rejects_when_blocked(browser, site):
+    page = open_site(browser, site, {"port": closed_port(), "token": "x"})
+    page_upload(page, "fetch-blob", astronaut_png(), "image/png", "a.png")
+    expect_blocked(page, site, "server_unreachable")
+    notice(page).locator("button[data-choice=dismiss]").click()
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('error:fetch-blob')")
+    assert_nothing_uploaded(site, 0.3)
+    page.close()
+
+
+def test_unlocked_profile_may_upload_original_once(browser, site):
+    page = open_site(browser, site, {"port": closed_port(), "token": "x"})
+    page.set_input_files("#js-input", ASTRONAUT)
+    expect_blocked(page, site, "server_unreachable")
+    notice(page).locator("button[data-choice=original]").click()
+    (photo,) = only_upload(site).files()
+    assert photo.data == astronaut_png()
+    page.close()
+
+
+def test_faces_can_block_the_photo(browser, site, shield):
+    page = open_site(browser, site, paired(shield, faceAction="block"))
+    page.set_input_files("#js-input", ASTRONAUT)
+    expect_blocked(page, site, "faces_found")
+    page.close()
+
+
+# ---- settings -----------------------------------------------------------------------------------
+
+def test_review_shows_protected_photo_before_upload(browser, site, shield):
+    page = open_site(browser, site, paired(shield, review=True))
+    page.set_input_files("#js-input", ASTRONAUT)
+    dialog = page.locator("#photo-shield-notice [data-kind=review]")
+    dialog.wait_for(timeout=10000)
+    assert re.search(r"astronaut\.png: [1-9]\d* face", dialog.inner_text())
+    dialog.locator("button[data-choice=cancel]").click()
+    assert_nothing_uploaded(site, 0.5)
+    page.set_input_files("#js-input", ASTRONAUT)
+    dialog.locator("button[data-choice=upload]").click()
+    assert_protected(only_upload(site).files()[0].data)
+    page.close()
+
+
+@pytest.mark.parametrize("settings", [{"enabled": False}, {"siteMode": "except", "siteList": ["127.0.0.1"]},
+                                      {"siteMode": "only", "siteList": ["example.com"]}])
+def test_sites_left_out_get_the_file_untouched(browser, site, shield, settings):
+    page = open_site(browser, site, paired(shield, **settings))
+    page.set_input_files("#js-input", ASTRONAUT)
+    assert only_upload(site).files()[0].data == astronaut_png()
+    page.close()
+
+
+def test_only_listed_sites_are_protected(browser, site, shield):
+    page = open_site(browser, site, paired(shield, siteMode="only", siteList=["127.0.0.1"]))
+    page.set_input_files("#js-input", ASTRONAUT)
+    assert_protected(only_upload(site).files()[0].data)
+    page.close()
+
+
+def options_page(browser):
+    page = browser.context.new_page()
+    page.goto(browser.extension_url("options/options.html"))
+    page.wait_for_selector("#lock-state:not(:empty)")
+    return page
+
+
+def test_pairing_and_test_connection(browser, shield):
+    browser.reset()
+    options = options_page(browser)
+    options.fill("#port", str(shield.port))
+    options.fill("#token", "wrong")
+    options.click("#test-connection")
+    options.wait_for_selector("#connection-result.error")
+    options.fill("#token", shield.token)
+    options.click("#test-connection")
+    options.wait_for_selector("#connection-result.ok:has-text('0.')")
+    options.click("#save-pairing")
+    options.wait_for_selector("#save-result.ok")
+    assert browser.storage()["settings"]["token"] == shield.token
+    options.close()
+
+
+def test_locked_settings_need_the_pin(browser, site, shield):
+    browser.reset(**paired(shield))
+    options = options_page(browser)
+    options.fill("#new-pin", "2468")
+    options.click("#set-pin")
+    options.wait_for_selector("body[data-locked=true]")
+    record = browser.storage()["pin"]
+    assert set(record) == {"salt", "hash", "iterations"} and "2468" not in str(record)
+
+    options.click("#enabled")  # no PIN given: refused, the box snaps back
+    options.wait_for_selector("#save-result.error")
+    options.fill("#current-pin", "1111")
+    options.select_option("#faceAction", "block")
+    options.wait_for_selector("#save-result.error:has-text('Wrong PIN')")
+    options.click("#remove-pin")
+    assert browser.storage()["settings"].get("enabled", True) is True
+    assert "faceAction" not in browser.storage()["settings"]
+    assert "pin" in browser.storage()
+    assert options.is_checked("#enabled")
+
+    popup = browser.context.new_page()
+    popup.goto(browser.extension_url("popup/popup.html"))
+    popup.wait_for_selector("#pin-row:not([hidden])")
+    popup.click("#enabled")
+    popup.wait_for_selector("#result.error")
+    assert browser.storage()["settings"].get("enabled", True) is True
+
+    # A locked profile hides whole people by default and never offers the original.
+    page = browser.context.new_page()
+    page.goto(site.origin + "/")
+    site.clear()
+    assert browser.worker.evaluate("async () => (await PhotoShieldSettings.load()).settings.mode") == "people"
+    browser.worker.evaluate("async (port) => { const s = (await chrome.storage.local.get('settings')).settings;"
+                            " await chrome.storage.local.set({ settings: { ...s, port } }); }", closed_port())
+    page.set_input_files("#js-input", ASTRONAUT)
+    expect_blocked(page, site, "server_unreachable")
+    assert notice(page).locator("button[data-choice=original]").count() == 0
+
+    popup.fill("#pin", "2468")
+    popup.uncheck("#enabled")
+    popup.wait_for_selector("#result.ok")
+    assert browser.storage()["settings"]["enabled"] is False
+    for tab in (options, popup, page):
+        tab.close()
+
+
+def test_policy_wins_and_locks(browser):
+    options = options_page(browser)
+    resolved = options.evaluate("""() => PhotoShieldSettings.resolve(
+        { enabled: false, fill: 'noise', port: 1234 },
+        { enabled: true, port: 5555, siteList: ['Example.COM/path'], lockedProfile: true, bogus: 1 },
+        null)""")
+    assert resolved["settings"]["enabled"] is True
+    assert resolved["settings"]["port"] == 5555
+    assert resolved["settings"]["fill"] == "noise"
+    assert resolved["settings"]["mode"] == "people"
+    assert resolved["settings"]["siteList"] == ["example.com"]
+    assert resolved["locked"] and resolved["policyLocked"]
+    assert sorted(resolved["managedKeys"]) == ["enabled", "port", "siteList"]
+    options.close()
+
+
+def test_popup_counts_protected_photos(page, site, browser):
+    page.set_input_files("#js-input", ASTRONAUT)
+    only_upload(site)
+    popup = browser.context.new_page()
+    popup.goto(browser.extension_url("popup/popup.html"))
+    popup.wait_for_selector("#connection.ok")
+    assert re.fullmatch(r"1 photos protected, [1-9]\d* faces replaced", popup.inner_text("#stats"))
+    popup.close()
