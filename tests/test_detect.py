@@ -139,3 +139,12 @@ def test_detections_are_in_image_coordinates_for_non_square_photos():
     found = default_detector().detect(wide)
     shifted = (ASTRONAUT_FACE[0] + 900, ASTRONAUT_FACE[1], ASTRONAUT_FACE[2] + 900, ASTRONAUT_FACE[3])
     assert any(_iou(d, shifted) > 0.6 for d in found)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 300), (300, 7), (33, 2000), (129, 127)])
+def test_tiny_and_extreme_shapes_do_not_fail(shape):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    for det in (default_detector(), second_opinion_detector()):
+        for d in det.detect(img):
+            assert d.x1 > d.x0 and d.y1 > d.y0
