@@ -6,10 +6,7 @@ import email.parser
 import email.policy
 import http.server
 import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -125,49 +122,11 @@ class UploadSite:
 
 # ---- the real shield server -------------------------------------------------------------------
 
-class ShieldProcess:
-    """`shield serve --port 0` with its own config folder; used only if tests/server_process.py is missing."""
-
-    def __init__(self, folder: Path):
-        self.config_dir = folder / "config"
-        self.config_dir.mkdir(mode=0o700, parents=True)
-        env = {**os.environ, "SHIELD_CONFIG_DIR": str(self.config_dir)}
-        shield = [sys.executable, "-m", "shield_server"]
-        self.token = subprocess.run([*shield, "pair"], env=env, capture_output=True, text=True,
-                                    check=True, cwd=ROOT).stdout.strip()
-        self._process = subprocess.Popen([*shield, "serve", "--port", "0"], env=env, cwd=ROOT,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        deadline = time.monotonic() + 60
-        self.port = None
-        while time.monotonic() < deadline and self.port is None:
-            line = self._process.stdout.readline()
-            if not line and self._process.poll() is not None:
-                break
-            match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            if match:
-                self.port = int(match.group(1))
-        if self.port is None:
-            self.stop()
-            raise RuntimeError("shield serve did not start")
-        threading.Thread(target=self._process.stdout.read, daemon=True).start()  # keep the pipe drained
-        self.base_url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self):
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-
-
 def start_shield(folder: Path):
-    """A real server process: the server engineer's helper when present, else our own launcher."""
-    try:
-        from server_process import start_server  # tests/server_process.py
-    except ImportError:
-        return ShieldProcess(folder)
-    return start_server(folder)
+    """A real `shield serve` process on a free port with its own config folder (the server suite's helper)."""
+    from server_process import start_server  # tests/server_process.py
+
+    return start_server(folder / "config")
 
 
 # ---- Chromium with the extension --------------------------------------------------------------

@@ -219,6 +219,31 @@ def test_form_submit_sends_protected_photo(page, site):
     assert {p.name: p.data for p in upload.parts}["caption"] == b"hello"
 
 
+@pytest.mark.parametrize("how", ["requestSubmit", "submit"])
+def test_form_filled_by_script_never_sends_the_original(page, site, how):
+    page.evaluate("([b64, how]) => window.scriptFillForm(b64, 'scripted.png', 'image/png', how)",
+                  [base64.b64encode(astronaut_png()).decode(), how])
+    upload = only_upload(site)
+    assert upload.via == "form"
+    photos = [part.data for part in upload.files() if part.data]
+    if how == "requestSubmit":  # the submit event waits for the protected photo
+        (photo,) = photos
+        assert_protected(photo)
+    else:  # form.submit() cannot wait: the photo is taken out and the person told why
+        assert photos == []
+        notice(page).wait_for(timeout=5000)
+        assert notice(page).get_attribute("data-reason") == "not_protected_yet"
+
+
+def test_drop_on_file_input_then_submit(page, site):
+    drop_file(page, "#form-input", ASTRONAUT)
+    page.wait_for_function("document.getElementById('form-input').files.length === 1 && "
+                           "document.getElementById('form-input').files[0].lastModified > Date.now() - 60000")
+    page.click("#form-submit")
+    (photo,) = only_upload(site).files()
+    assert_protected(photo.data)
+
+
 def test_drop_uploads_protected_photo(any_space_page, site, tmp_path):
     drop_file(any_space_page, "#dropzone", write_file(tmp_path, "dropped.png", astronaut_png()))
     upload = only_upload(site)

@@ -10,7 +10,7 @@
   // Until the service worker says this site is not covered, treat it as covered (fail closed).
   let siteProtected = true;
   let redispatching = false;
-  const inputsAtWork = new WeakSet();
+  const inputsAtWork = new Map(); // input -> promise of its protection, while it runs
 
   function refreshSiteStatus() {
     chrome.runtime.sendMessage({ type: 'siteStatus' })
@@ -96,21 +96,35 @@
     return transfer.files;
   }
 
-  // ---- file inputs -----------------------------------------------------------------------------
+  // ---- file inputs and forms -------------------------------------------------------------------
+
+  // Files this script put into inputs (protected, not images, or originals the person allowed).
+  const approved = new WeakSet();
+  const unapprovedImages = (input) => Array.from(input.files || []).filter((f) => !approved.has(f) && mayBeImage(f));
+
+  /** Replaces the input's files by their protected versions; resolves false if the upload must not happen. */
+  function protectInput(input) {
+    const files = Array.from(input.files || []);
+    input.value = ''; // nothing unprotected stays in the field (or in a form submit) while we work
+    const job = processFiles(files).then((results) => {
+      inputsAtWork.delete(input);
+      if (!results) return false;
+      input.files = fileListOf(results);
+      for (const file of input.files) approved.add(file);
+      return true;
+    });
+    inputsAtWork.set(input, job);
+    return job;
+  }
 
   function onFileInputEvent(event) {
     const input = event.target;
     if (redispatching || !(input instanceof HTMLInputElement) || input.type !== 'file') return;
     if (inputsAtWork.has(input)) return stop(event); // the `change` that follows the `input` we took
-    const files = Array.from(input.files || []);
-    if (!siteProtected || !files.some(mayBeImage)) return;
+    if (!siteProtected || unapprovedImages(input).length === 0) return;
     stop(event);
-    inputsAtWork.add(input);
-    input.value = ''; // nothing unprotected stays in the field (or in a form submit) while we work
-    processFiles(files).then((results) => {
-      inputsAtWork.delete(input);
-      if (!results) return;
-      input.files = fileListOf(results);
+    protectInput(input).then((ok) => {
+      if (!ok) return;
       redispatching = true;
       try {
         input.dispatchEvent(new Event('input', { bubbles: true, composed: true }));
@@ -123,6 +137,39 @@
 
   window.addEventListener('input', onFileInputEvent, true);
   window.addEventListener('change', onFileInputEvent, true);
+
+  const fileInputsOf = (form) => Array.from(form.elements)
+    .filter((element) => element instanceof HTMLInputElement && element.type === 'file');
+
+  // A page may fill an input by script and submit without any change event: protect before submitting.
+  window.addEventListener('submit', (event) => {
+    const form = event.target;
+    if (!siteProtected || !(form instanceof HTMLFormElement)) return;
+    const waiting = fileInputsOf(form).filter((input) => inputsAtWork.has(input) || unapprovedImages(input).length);
+    if (waiting.length === 0) return;
+    event.preventDefault();
+    stop(event);
+    const submitter = event.submitter;
+    Promise.all(waiting.map((input) => inputsAtWork.get(input) || protectInput(input))).then((results) => {
+      if (results.every(Boolean) && form.isConnected) form.requestSubmit(submitter || undefined);
+    });
+  }, true);
+
+  // Last line for form.submit() and new FormData(form), which cannot wait: an image we have not
+  // approved is taken out of the form data rather than sent unprotected.
+  window.addEventListener('formdata', (event) => {
+    if (!siteProtected) return;
+    let removed = false;
+    for (const [name, value] of Array.from(event.formData.entries())) {
+      if (value instanceof File && value.size > 0 && mayBeImage(value) && !approved.has(value)) {
+        const kept = event.formData.getAll(name).filter((entry) => entry !== value);
+        event.formData.delete(name);
+        for (const entry of kept) event.formData.append(name, entry);
+        removed = true;
+      }
+    }
+    if (removed) PhotoShieldNotice.showBlocked('not_protected_yet', { canUploadOriginal: false });
+  }, true);
 
   // ---- drop and paste --------------------------------------------------------------------------
 
@@ -145,12 +192,14 @@
   function onTransfer(event, transfer, init) {
     // Our own replacement events are untrusted; a page's synthetic events carry files it already has.
     if (!event.isTrusted || !siteProtected || !transfer) return;
+    const target = event.composedPath()[0] || event.target;
+    // Dropped on a file input: the browser fills the input, and the input hook takes it from there.
+    if (target instanceof HTMLInputElement && target.type === 'file') return;
     const files = Array.from(transfer.files || []);
     if (!files.some(mayBeImage)) return;
     event.preventDefault();
     stop(event);
     const strings = stringsOf(transfer);
-    const target = event.composedPath()[0] || event.target;
     processFiles(files).then((results) => {
       if (results) redispatch(event.type, target, results, strings, init);
     });

@@ -64,7 +64,7 @@
   }
 
   const REASONS = ['server_unreachable', 'timeout', 'not_paired', 'forbidden', 'too_large', 'unsupported',
-    'undecodable', 'busy', 'bad_request', 'faces_found', 'unexpected_answer', 'server_error', 'extension_error'];
+    'undecodable', 'busy', 'bad_request', 'faces_found', 'unexpected_answer', 'server_error', 'extension_error', 'not_protected_yet'];
 
   /** Why an upload was stopped and what to do; resolves 'original' only on an explicit choice. */
   function showBlocked(reason, { canUploadOriginal, fileName }) {

@@ -73,3 +73,14 @@ window.pageUpload = function pageUpload(kind, base64, type, name) {
     default: throw new Error('unknown kind ' + kind);
   }
 };
+
+// A page that fills a file input by script and submits the form without any change event.
+window.scriptFillForm = function scriptFillForm(base64, name, type, how) {
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytesFromBase64(base64)], name, { type }));
+  const input = document.getElementById('form-input');
+  input.files = transfer.files;
+  const form = document.getElementById('form');
+  if (how === 'requestSubmit') form.requestSubmit();
+  else form.submit();
+};
