@@ -134,12 +134,14 @@ def start_shield(folder: Path):
 class ExtensionBrowser:
     """A persistent headless Chromium profile with the unpacked extension loaded."""
 
-    def __init__(self, playwright, extra_args=()):
+    def __init__(self, playwright, extra_args=(), language=None):
         self._profile = tempfile.mkdtemp(prefix="photo-shield-profile-")
         self.context = playwright.chromium.launch_persistent_context(
             self._profile, executable_path=CHROMIUM, headless=True,
+            # The extension's language follows Chromium's interface language: flag and environment both.
+            env={**os.environ, "LANGUAGE": language} if language else None,
             args=[f"--disable-extensions-except={EXTENSION_DIR}", f"--load-extension={EXTENSION_DIR}",
-                  *CHROMIUM_ARGS, *extra_args])
+                  *CHROMIUM_ARGS, *([f"--lang={language}"] if language else []), *extra_args])
         workers = self.context.service_workers
         self.worker = workers[0] if workers else self.context.wait_for_event("serviceworker", timeout=15000)
         assert EXTENSION_ID in self.worker.url, self.worker.url

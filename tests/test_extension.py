@@ -97,13 +97,16 @@ def playwright_driver():
 
 @pytest.fixture(scope="session")
 def browsers(playwright_driver, site):
-    """One browser per address space, started on first use: the site as loopback, or as a public site."""
+    """One browser per kind, started on first use: the site as loopback, as a public site, or a French UI."""
     started = {}
 
     def get(space: str) -> ExtensionBrowser:
         if space not in started:
-            extra = [] if space == "loopback" else [f"--ip-address-space-overrides=127.0.0.1:{site.port}=public"]
-            started[space] = ExtensionBrowser(playwright_driver, extra)
+            if space == "french":
+                started[space] = ExtensionBrowser(playwright_driver, language="fr")
+            else:
+                extra = [] if space == "loopback" else [f"--ip-address-space-overrides=127.0.0.1:{site.port}=public"]
+                started[space] = ExtensionBrowser(playwright_driver, extra)
         return started[space]
 
     yield get
@@ -533,3 +536,14 @@ def test_popup_counts_protected_photos(page, site, browser):
     popup.wait_for_selector("#connection.ok")
     assert re.fullmatch(r"1 photos protected, [1-9]\d* faces replaced", popup.inner_text("#stats"))
     popup.close()
+
+
+def test_french_interface(browsers, site):
+    browser = browsers("french")
+    page = open_site(browser, site, {"port": closed_port(), "token": "x"})
+    page.set_input_files("#js-input", ASTRONAUT)
+    assert "Rien n'a été envoyé" in expect_blocked(page, site, "server_unreachable")
+    options = options_page(browser)
+    assert options.inner_text("h1") == "Options de Photo Shield"
+    for tab in (page, options):
+        tab.close()
