@@ -140,10 +140,11 @@ if (typeof importScripts === 'function') {
     return { ...state, stats: { photos: stats?.photos || 0, faces: stats?.faces || 0 } };
   }
 
-  /** When a lock is on, every change needs the PIN; policy-enforced keys never change here. */
+  /** When a lock is on, every change needs the PIN; policy-enforced keys never change here.
+   *  A profile locked by policy with no PIN is changed by policy only. */
   async function authorize(pin) {
     const { pin: record } = await chrome.storage.local.get('pin');
-    if (!record) return null;
+    if (!record) return (await PhotoShieldSettings.load()).policyLocked ? 'managed' : null;
     if (!pin) return 'pin_required';
     return (await PhotoShieldPin.checkPin(pin, record)) ? null : 'pin_wrong';
   }
