@@ -90,3 +90,11 @@ def test_no_remote_code_or_resources(path):
     for url in re.findall(r"https?://[^\s'\"`)]+", text):
         assert url.startswith(("http://127.0.0.1", "http://*/", "https://*/")), url
     assert not re.search(r"\beval\(|new Function\(|innerHTML\s*=", text)
+
+
+def test_content_scripts_never_call_the_server_themselves():
+    for path in (EXTENSION / "content").glob("*.js"):
+        text = path.read_text(encoding="utf-8")
+        assert "127.0.0.1" not in text and "XMLHttpRequest(" not in text, path
+    bridge = (EXTENSION / "content/bridge.js").read_text(encoding="utf-8")
+    assert "fetch(" not in bridge

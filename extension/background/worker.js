@@ -112,7 +112,8 @@ if (typeof importScripts === 'function') {
 
     let result;
     try {
-      result = await PhotoShieldClient.protectImage(settings, bytes, message.mime);
+      const declared = /^image\/[\w.+-]+$/i.test(message.mime || '') ? message.mime : 'application/octet-stream';
+      result = await PhotoShieldClient.protectImage(settings, bytes, declared);
     } catch (error) {
       const reason = error instanceof ShieldFailure ? error.reason : 'server_error';
       return blocked(reason, state, error.message);

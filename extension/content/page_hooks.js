@@ -111,13 +111,13 @@
   window.fetch = function fetch(input, init) {
     const initBody = init && init.body != null ? init.body : null;
     if (initBody !== null) {
-      if (!needsLook(initBody)) return nativeFetch.call(this, input, init);
-      return protectBody(initBody).then((body) => nativeFetch.call(this, input, { ...init, body }));
+      if (!needsLook(initBody)) return nativeFetch.call(window, input, init);
+      return protectBody(initBody).then((body) => nativeFetch.call(window, input, { ...init, body }));
     }
     if (input instanceof NativeRequest && input.body !== null) {
-      return protectRequest(new NativeRequest(input, init)).then((request) => nativeFetch.call(this, request));
+      return protectRequest(new NativeRequest(input, init)).then((request) => nativeFetch.call(window, request));
     }
-    return nativeFetch.call(this, input, init);
+    return nativeFetch.call(window, input, init);
   };
 
   const asyncRequests = new WeakMap();
