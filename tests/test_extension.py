@@ -3,6 +3,8 @@
 """
 
 import base64
+import http.server
+import json
 import io
 import os
 import re
@@ -382,6 +384,67 @@ def test_slow_server_blocks_upload(browser, site):
         page.close()
     finally:
         silent.close()
+
+
+class FakeShield:
+    """A loopback stand-in that answers like a broken server would (the real one is used everywhere else)."""
+
+    def __init__(self, report: dict | None):
+        self.requests = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fake.requests.append((self.path, dict(self.headers)))
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                if report is not None:
+                    self.send_header("X-Shield-Report", json.dumps(report))
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_answer_without_report_blocks_upload(browser, site):
+    fake = FakeShield(report=None)
+    try:
+        page = open_site(browser, site, {"port": fake.port, "token": "t"})
+        page.set_input_files("#js-input", ASTRONAUT)
+        expect_blocked(page, site, "unexpected_answer")
+        page.close()
+    finally:
+        fake.stop()
+
+
+def test_settings_reach_the_server(browser, site):
+    fake = FakeShield(report={"faces": 0, "boxes": [], "width": 512, "height": 512})
+    try:
+        page = open_site(browser, site, {"port": fake.port, "token": "t0k", "fill": "noise", "color": "123abc",
+                                         "margin": 0.5, "mode": "people"})
+        page.set_input_files("#js-input", ASTRONAUT)
+        only_upload(site)
+        ((path, headers),) = fake.requests
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        assert urllib.parse.urlsplit(path).path == "/v1/protect"
+        assert {k: v[0] for k, v in query.items()} == {
+            "fill": "noise", "color": "123abc", "margin": "0.5", "format": "same", "mode": "people"}
+        assert headers["X-Shield-Token"] == "t0k"
+        assert headers["Origin"] == f"chrome-extension://{EXTENSION_ID}"
+        page.close()
+    finally:
+        fake.stop()
 
 
 def test_page_fetch_rejects_when_blocked(browser, site):
