@@ -398,7 +398,7 @@ class FakeShield:
                 pass
 
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) + b"changed"
                 fake.requests.append((self.path, dict(self.headers)))
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")

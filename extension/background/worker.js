@@ -11,6 +11,7 @@ if (typeof importScripts === 'function') {
   const { ShieldFailure } = PhotoShieldClient;
   const EXTENSION_ORIGIN = chrome.runtime.getURL('');
   const MAX_REMEMBERED_OUTPUTS = 500;
+  PhotoShieldSettings.readManaged(); // start the slow first policy read now, not on the first upload
 
   // ---- helpers -------------------------------------------------------------------------------
 
@@ -121,7 +122,8 @@ if (typeof importScripts === 'function') {
     if (settings.faceAction === 'block' && result.report.faces > 0) {
       return blocked('faces_found', state, String(result.report.faces));
     }
-    await rememberOutput(await digestOf(result.bytes));
+    const outputDigest = await digestOf(result.bytes);
+    if (outputDigest !== digest) await rememberOutput(outputDigest); // an echo must never whitelist its input
     await countProtected(result.report.faces);
     return {
       action: 'protected',

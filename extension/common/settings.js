@@ -106,14 +106,26 @@
   }
 
   function storageArea(name) {
-    const api = global.chrome || global.browser;
-    return api && api.storage && api.storage[name];
+    const area = global.chrome || global.browser;
+    return area && area.storage && area.storage[name];
   }
 
-  async function readManaged() {
-    const area = storageArea('managed');
-    if (!area) return {};
-    try { return (await area.get(null)) || {}; } catch (_) { return {}; } // no policy installed
+  // Chromium's first read of policy can take seconds, so it is read once and kept until it changes.
+  let managedCache = null;
+
+  function readManaged() {
+    if (!managedCache) {
+      const area = storageArea('managed');
+      managedCache = area ? area.get(null).then((values) => values || {}, () => ({})) : Promise.resolve({});
+    }
+    return managedCache;
+  }
+
+  const api = global.chrome || global.browser;
+  if (api && api.storage && api.storage.onChanged) {
+    api.storage.onChanged.addListener((changes, areaName) => {
+      if (areaName === 'managed') managedCache = null;
+    });
   }
 
   /** Reads everything the decision code needs, in one go. */
