@@ -9,3 +9,9 @@ def shield_server(tmp_path_factory):
     server = start_server(tmp_path_factory.mktemp("shield-config"))
     yield server
     server.stop()
+
+
+def pytest_collection_modifyitems(items):
+    """Run the web page's browser tests first: Playwright's sync API allows one driver per thread at a time, and
+    test_extension.py keeps its own driver for the whole session once started."""
+    items.sort(key=lambda item: not item.path.name.startswith("test_webpage"))

@@ -124,7 +124,7 @@ def test_chunked_upload_is_accepted(shield_server):
         sock.sendall(head + chunks + b"0\r\n\r\n")
         answer = b"".join(iter(lambda: sock.recv(65536), b""))
     assert answer.split(b" ")[1] == b"200", answer[:300]
-    assert len(json.loads(answer.split(b"\r\n\r\n", 1)[1])["faces"]) == 1
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["faces"]
 
 
 def test_malformed_http_gets_json_400(shield_server):

@@ -46,6 +46,17 @@ def _not_yet(environ, start_response):  # replaced by the real app before the fi
     return [b'{"error": "busy", "message": "Starting."}']
 
 
+def _limit_malloc_arenas() -> None:
+    """glibc gives each worker thread its own malloc arena; photo-sized buffers freed in one arena are not
+    reused by the others, and RSS creeps up to about twice what the work needs. Two arenas keep it flat
+    (measured: ~1 GB -> ~0.5 GB after 30 photos of 3 MP). Same effect as MALLOC_ARENA_MAX=2; no-op elsewhere."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 def _stop(signum, frame):
     raise KeyboardInterrupt
 
@@ -64,6 +75,7 @@ def main(args) -> int:
     except (pairing.PairingError, OSError) as exc:
         print(f"shield serve: {exc}", file=sys.stderr)
         return 1
+    _limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" is expected under load
     signal.signal(signal.SIGTERM, _stop)
