@@ -172,10 +172,12 @@ def write_file(tmp_path, name, data) -> str:
     return str(path)
 
 
-def drop_file(page, selector, path):
+def drop_file(page, selector, path, point=None):
     """A real drag and drop of a file from outside the browser, through the DevTools protocol."""
-    box = page.locator(selector).bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    if point is None:
+        box = page.locator(selector).bounding_box()
+        point = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    x, y = point
     cdp = page.context.new_cdp_session(page)
     data = {"items": [], "files": [path], "dragOperationsMask": 1}
     for kind in ("dragEnter", "dragOver", "drop"):
@@ -249,6 +251,22 @@ def test_drop_on_file_input_then_submit(page, site):
     assert_protected(photo.data)
 
 
+@pytest.mark.parametrize("mode", ["closed", "open"])
+def test_shadow_dom_uploads_are_protected(page, site, mode):
+    page.evaluate_handle(f"shadowParts.{mode}.input").as_element().set_input_files(ASTRONAUT)
+    upload = only_upload(site)
+    assert upload.via == f"{mode}-input"
+    assert_protected(upload.files()[0].data)
+    site.clear()
+    point = page.evaluate(f"(() => {{ shadowParts.{mode}.drop.scrollIntoView();"
+                          f" const r = shadowParts.{mode}.drop.getBoundingClientRect();"
+                          " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+    drop_file(page, None, ASTRONAUT, point)
+    upload = only_upload(site)
+    assert upload.via == f"{mode}-drop"
+    assert_protected(upload.files()[0].data)
+
+
 def test_drop_uploads_protected_photo(any_space_page, site, tmp_path):
     drop_file(any_space_page, "#dropzone", write_file(tmp_path, "dropped.png", astronaut_png()))
     upload = only_upload(site)
@@ -289,10 +307,12 @@ def test_beacon_sends_protected_photo(page, site):
     assert (np.abs(core - np.array(FILL)) < 40).all(axis=2).mean() > 0.97
 
 
-def test_page_built_upload_from_public_site_is_protected(browsers, site, shield):
+@pytest.mark.parametrize("kind", ["fetch-formdata", "xhr-blob"])
+def test_page_built_upload_from_public_site_is_protected(browsers, site, shield, kind):
     page = open_site(browsers("public"), site, paired(shield))
-    page_upload(page, "fetch-formdata", astronaut_png(), "image/png", "made-by-page.png")
-    assert_protected(only_upload(site).files()[0].data)
+    page_upload(page, kind, astronaut_png(), "image/png", "made-by-page.png")
+    upload = only_upload(site)
+    assert_protected(upload.files()[0].data if upload.parts else upload.body)
     page.close()
 
 

@@ -117,12 +117,52 @@
     return job;
   }
 
+  // Content scripts may open closed shadow roots (Chromium: chrome.dom; Firefox: openOrClosedShadowRoot).
+  function shadowRootOf(element) {
+    if (globalThis.chrome && chrome.dom && chrome.dom.openOrClosedShadowRoot) {
+      return chrome.dom.openOrClosedShadowRoot(element);
+    }
+    return element.openOrClosedShadowRoot || element.shadowRoot;
+  }
+
+  const isFileInput = (node) => node instanceof HTMLInputElement && node.type === 'file';
+
+  function fileInputWithImagesIn(root) {
+    for (const element of root.querySelectorAll('*')) {
+      if (isFileInput(element) && unapprovedImages(element).length) return element;
+      const inner = shadowRootOf(element);
+      const found = inner && fileInputWithImagesIn(inner);
+      if (found) return found;
+    }
+    return null;
+  }
+
+  /** The file input behind an event; a closed shadow root shows us only its host, so look inside. */
+  function fileInputOf(event) {
+    const first = event.composedPath()[0];
+    if (isFileInput(first)) return first;
+    const root = first instanceof Element && shadowRootOf(first);
+    return root ? fileInputWithImagesIn(root) : null;
+  }
+
+  // `change` does not leave a shadow root, so we also listen inside each root we meet.
+  const watchedRoots = new WeakSet();
+
+  function watchRootOf(input) {
+    const root = input.getRootNode();
+    if (root === document || watchedRoots.has(root)) return;
+    watchedRoots.add(root);
+    root.addEventListener('change', onFileInputEvent, true);
+  }
+
   function onFileInputEvent(event) {
-    const input = event.target;
-    if (redispatching || !(input instanceof HTMLInputElement) || input.type !== 'file') return;
+    if (redispatching) return;
+    const input = fileInputOf(event);
+    if (!input) return;
     if (inputsAtWork.has(input)) return stop(event); // the `change` that follows the `input` we took
     if (!siteProtected || unapprovedImages(input).length === 0) return;
     stop(event);
+    watchRootOf(input);
     protectInput(input).then((ok) => {
       if (!ok) return;
       redispatching = true;
@@ -138,8 +178,7 @@
   window.addEventListener('input', onFileInputEvent, true);
   window.addEventListener('change', onFileInputEvent, true);
 
-  const fileInputsOf = (form) => Array.from(form.elements)
-    .filter((element) => element instanceof HTMLInputElement && element.type === 'file');
+  const fileInputsOf = (form) => Array.from(form.elements).filter(isFileInput);
 
   // A page may fill an input by script and submit without any change event: protect before submitting.
   window.addEventListener('submit', (event) => {
@@ -181,20 +220,53 @@
     return strings;
   }
 
-  /** The page's replacement event is built in the MAIN world: Firefox hides our DataTransfer from the page. */
+  /** The element really under the pointer / holding focus, through closed shadow roots too. */
+  function deepTarget(event) {
+    let element = event.composedPath()[0];
+    if (!(element instanceof Element)) return document.documentElement;
+    for (let root = shadowRootOf(element); root; root = shadowRootOf(element)) {
+      const inner = event.type === 'drop' ? root.elementFromPoint(event.clientX, event.clientY) : root.activeElement;
+      if (!inner || inner === element) break;
+      element = inner;
+    }
+    return element;
+  }
+
+  function insideClosedShadow(element) {
+    for (let root = element.getRootNode(); root instanceof ShadowRoot; root = root.host.getRootNode()) {
+      if (root.mode === 'closed') return true;
+    }
+    return false;
+  }
+
+  function replacementEvent(eventType, files, strings, init) {
+    const transfer = new DataTransfer();
+    for (const file of files) transfer.items.add(file);
+    for (const [type, value] of Object.entries(strings)) transfer.setData(type, value);
+    const common = { bubbles: true, cancelable: true, composed: true };
+    return eventType === 'drop'
+      ? new DragEvent('drop', { ...init, ...common, dataTransfer: transfer })
+      : new ClipboardEvent('paste', { ...common, clipboardData: transfer });
+  }
+
+  /** The page's replacement event is built in the MAIN world (Firefox hides our DataTransfer from the
+   *  page), except inside closed shadow roots, which only we can reach. */
   function redispatch(eventType, target, files, strings, init) {
-    const element = target instanceof Element ? target : document.documentElement;
+    if (insideClosedShadow(target)) {
+      target.dispatchEvent(replacementEvent(eventType, files, strings, init));
+      return;
+    }
     const nonce = crypto.randomUUID();
-    element.setAttribute('data-photo-shield-target', nonce);
+    target.setAttribute('data-photo-shield-target', nonce);
     window.postMessage({ [TAG]: 'redispatch', nonce, eventType, files, strings, init }, '*');
   }
 
   function onTransfer(event, transfer, init) {
     // Our own replacement events are untrusted; a page's synthetic events carry files it already has.
     if (!event.isTrusted || !siteProtected || !transfer) return;
-    const target = event.composedPath()[0] || event.target;
+    const target = deepTarget(event);
     // Dropped on a file input: the browser fills the input, and the input hook takes it from there.
-    if (target instanceof HTMLInputElement && target.type === 'file') return;
+    if (isFileInput(target)) return;
     const files = Array.from(transfer.files || []);
     if (!files.some(mayBeImage)) return;
     event.preventDefault();

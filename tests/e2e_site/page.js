@@ -84,3 +84,27 @@ window.scriptFillForm = function scriptFillForm(base64, name, type, how) {
   if (how === 'requestSubmit') form.requestSubmit();
   else form.submit();
 };
+
+// A component keeping its file input and drop zone in its own shadow root; page code keeps references.
+window.shadowParts = {};
+customElements.define('shadow-uploader', class extends HTMLElement {
+  constructor() {
+    super();
+    const root = this.attachShadow({ mode: this.dataset.mode });
+    const input = document.createElement('input');
+    input.type = 'file';
+    const drop = document.createElement('div');
+    drop.textContent = 'drop here (' + this.dataset.mode + ' shadow root)';
+    drop.style.cssText = 'width: 300px; height: 80px; border: 2px dotted #888;';
+    root.append(input, drop);
+    input.addEventListener('change', () => {
+      if (input.files.length) sendWithFetch(this.id + '-input', formWith(input.files));
+    });
+    drop.addEventListener('dragover', (event) => event.preventDefault());
+    drop.addEventListener('drop', (event) => {
+      event.preventDefault();
+      if (event.dataTransfer.files.length) sendWithFetch(this.id + '-drop', formWith(event.dataTransfer.files));
+    });
+    window.shadowParts[this.id] = { input, drop };
+  }
+});
