@@ -154,6 +154,7 @@ class ExtensionBrowser:
         self.worker.evaluate(
             """async (settings) => {
                 await chrome.storage.local.clear();
+                await chrome.storage.session.clear();
                 await chrome.storage.local.set({ settings });
             }""", settings)
 

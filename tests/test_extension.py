@@ -330,6 +330,29 @@ def test_heic_arrives_as_jpeg_with_matching_name(page, site, tmp_path):
     assert_protected(photo.data, "JPEG")
 
 
+def test_several_files_at_once(page, site, tmp_path):
+    notes = b"notes\n"
+    page.set_input_files("#js-input", [ASTRONAUT, write_file(tmp_path, "gps.jpg", astronaut_jpeg_with_gps()),
+                                       write_file(tmp_path, "notes.txt", notes)])
+    files = only_upload(site).files()
+    assert [f.filename for f in files] == ["astronaut.png", "gps.jpg", "notes.txt"]
+    assert_protected(files[0].data)
+    assert_protected(files[1].data, "JPEG")
+    assert files[2].data == notes
+
+
+def test_upload_from_cross_origin_frame(page, site):
+    # localhost and 127.0.0.1 are different origins: the frame is a third-party uploader.
+    page.evaluate("(src) => { const f = document.createElement('iframe'); f.id = 'third'; f.src = src;"
+                  " document.body.prepend(f); }", f"http://localhost:{site.port}/frame.html")
+    frame = page.frame_locator("#third")
+    frame.locator("#status").wait_for()
+    frame.locator("#js-input").set_input_files(ASTRONAUT)
+    upload = only_upload(site)
+    assert upload.via == "input"
+    assert_protected(upload.files()[0].data)
+
+
 def test_non_image_files_arrive_unchanged(page, site, tmp_path):
     text = b"just some notes\n" * 100
     pdf = b"%PDF-1.4\n% not an image\n" + bytes(range(256)) * 4
@@ -546,6 +569,32 @@ def test_pairing_and_test_connection(browser, shield):
     options.click("#save-pairing")
     options.wait_for_selector("#save-result.ok")
     assert browser.storage()["settings"]["token"] == shield.token
+    options.close()
+
+
+def test_options_page_changes_settings(browser):
+    browser.reset()
+    options = options_page(browser)
+    changes = [("#siteMode", "select", "except"), ("#faceAction", "select", "block"), ("#mode", "select", "people"),
+               ("#fill", "select", "noise"), ("#margin", "fill", "0.5"), ("#timeoutSeconds", "fill", "7"),
+               ("#siteList", "fill", "Example.com\nhttps://www.Photos.example.org/upload")]
+    for selector, how, value in changes:
+        if how == "select":
+            options.select_option(selector, value)
+        else:
+            options.fill(selector, value)
+            options.locator(selector).blur()
+        options.wait_for_selector("#save-result.ok")
+        options.evaluate("document.getElementById('save-result').className = ''")
+    options.check("#review")
+    options.wait_for_selector("#save-result.ok")
+    assert browser.storage()["settings"] == {
+        "siteMode": "except", "faceAction": "block", "mode": "people", "fill": "noise", "margin": 0.5,
+        "timeoutSeconds": 7, "siteList": ["example.com", "www.photos.example.org"], "review": True}
+    options.fill("#margin", "9")
+    options.locator("#margin").blur()
+    options.wait_for_selector("#save-result.error")
+    assert browser.storage()["settings"]["margin"] == 0.5
     options.close()
 
 

@@ -33,14 +33,14 @@ document.getElementById('js-input').addEventListener('change', (event) => {
 });
 
 const dropzone = document.getElementById('dropzone');
-dropzone.addEventListener('dragover', (event) => event.preventDefault());
+if (dropzone) dropzone.addEventListener('dragover', (event) => event.preventDefault());
 dropzone.addEventListener('drop', (event) => {
   event.preventDefault();
   const files = event.dataTransfer.files;
   if (files.length) sendWithFetch('drop', formWith(files));
 });
 
-document.getElementById('pastezone').addEventListener('paste', (event) => {
+document.getElementById('pastezone')?.addEventListener('paste', (event) => {
   const files = event.clipboardData.files;
   if (!files.length) return;
   event.preventDefault();
