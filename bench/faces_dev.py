@@ -51,6 +51,7 @@ def bench_cli(data: Path, out: Path, jobs: int) -> None:
     if run.returncode != 0:
         print(run.stderr[-2000:], file=sys.stderr)
     results = json.loads(run.stdout)
+    (out / "shield_report.json").write_text(json.dumps(results))
     score(data, out)
     totals = np.array([r["timings_ms"]["total"] for r in results if "timings_ms" in r])
     stages = {}

@@ -134,7 +134,7 @@ class StrictPyramid:
 
     name = "blazeface-strict"
 
-    def __init__(self, ladder=(0.84, 0.59, 0.42, 0.3), min_score: float = 0.75, min_presence: float = 0.0,
+    def __init__(self, ladder=(0.84, 0.59, 0.42, 0.3), min_score: float = 0.8, min_presence: float = 0.0,
                  budget_px: float = 2.5e6):
         self.ladder, self.min_score, self.min_presence, self.budget_px = tuple(ladder), min_score, min_presence, budget_px
 
