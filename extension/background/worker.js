@@ -72,10 +72,15 @@ if (typeof importScripts === 'function') {
     return until !== undefined && until > Date.now();
   }
 
-  async function countProtected(faces) {
-    const { stats } = await chrome.storage.local.get('stats');
-    const next = { photos: (stats?.photos || 0) + 1, faces: (stats?.faces || 0) + faces };
-    await chrome.storage.local.set({ stats: next });
+  // One update at a time, so that photos protected together in several tabs are all counted.
+  let statsUpdate = Promise.resolve();
+
+  function countProtected(faces) {
+    statsUpdate = statsUpdate.then(async () => {
+      const { stats } = await chrome.storage.local.get('stats');
+      await chrome.storage.local.set({ stats: { photos: (stats?.photos || 0) + 1, faces: (stats?.faces || 0) + faces } });
+    }).catch(() => {});
+    return statsUpdate;
   }
 
   // ---- uploads -------------------------------------------------------------------------------

@@ -16,7 +16,9 @@
       .catch(() => { siteProtected = true; });
   }
   refreshSiteStatus();
-  chrome.storage.onChanged.addListener(refreshSiteStatus);
+  chrome.storage.onChanged.addListener((changes, area) => {
+    if (area === 'managed' || 'settings' in changes) refreshSiteStatus();
+  });
 
   // ---- talking to the service worker -----------------------------------------------------------
 
