@@ -644,6 +644,22 @@ def test_locked_settings_need_the_pin(browser, site, shield):
         tab.close()
 
 
+def test_locked_profile_hides_whole_people(browser, site, shield):
+    browser.reset(**paired(shield))
+    options = options_page(browser)
+    assert options.evaluate("chrome.runtime.sendMessage({ type: 'setPin', newPin: '2468' })")["ok"]
+    options.close()
+    page = browser.context.new_page()
+    page.goto(site.origin + "/")
+    site.clear()
+    page.set_input_files("#js-input", ASTRONAUT)
+    photo = only_upload(site).files()[0].data
+    assert_protected(photo)
+    torso = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"), dtype=np.int16)[300:450, 150:350]
+    assert (np.abs(torso - np.array(FILL)) < 40).all(axis=2).mean() > 0.9
+    page.close()
+
+
 def test_policy_wins_and_locks(browser):
     options = options_page(browser)
     resolved = options.evaluate("""() => PhotoShieldSettings.resolve(
