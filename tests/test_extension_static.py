@@ -39,7 +39,7 @@ def test_manifest_works_for_chromium_and_firefox():
     assert manifest["storage"]["managed_schema"] == "managed_schema.json"
     assert manifest["default_locale"] == "en"
     referenced = [*background["scripts"], manifest["action"]["default_popup"], manifest["options_ui"]["page"],
-                  manifest["storage"]["managed_schema"]]
+                  manifest["storage"]["managed_schema"], *manifest["icons"].values()]
     for script in manifest["content_scripts"]:
         referenced += script["js"]
         assert script["matches"] == ["http://*/*", "https://*/*"] and script["all_frames"]
