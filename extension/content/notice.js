@@ -49,8 +49,13 @@
     const container = ensureRoot();
     const row = element('div', { class: 'buttons' });
     return new Promise((resolve) => {
-      for (const { label, value, primary } of buttons) {
+      for (const { label, value, primary, armAfterMs } of buttons) {
         const button = element('button', { type: 'button', 'data-choice': value, class: primary ? 'primary' : '' }, label);
+        if (armAfterMs) {
+          // A click the page lined up in advance (clickjacking) cannot land on it the moment it appears.
+          button.disabled = true;
+          setTimeout(() => { button.disabled = false; }, armAfterMs);
+        }
         button.addEventListener('click', (event) => {
           if (!event.isTrusted) return;
           panel.remove();
@@ -75,7 +80,7 @@
     panel.append(element('p', { class: 'todo' }, t('todo_' + known)));
     if (fileName) panel.append(element('p', { class: 'file' }, t('noticeFile', [fileName])));
     const buttons = [{ label: t('buttonDismiss'), value: 'dismiss', primary: true }];
-    if (canUploadOriginal) buttons.push({ label: t('buttonUploadOriginal'), value: 'original' });
+    if (canUploadOriginal) buttons.push({ label: t('buttonUploadOriginal'), value: 'original', armAfterMs: 1000 });
     return showPanel(panel, buttons);
   }
 
