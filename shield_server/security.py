@@ -4,6 +4,7 @@ Order of checks for each request: Host (defeats DNS rebinding) -> Origin (refuse
 (the real credential) -> body size -> admission to the bounded work queue. See docs/SECURITY.md.
 """
 
+import hashlib
 import hmac
 import re
 import secrets
@@ -12,7 +13,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from shield_server.errors import ShieldError, TooLarge
+from shield_server.errors import BadOptions, ShieldError, TooLarge
 
 EXTENSION_ID = "kcbncmfikphjokbejdopkgddbliakibd"
 CHROME_EXTENSION_ORIGIN = f"chrome-extension://{EXTENSION_ID}"
@@ -20,7 +21,9 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 TOKEN_HEADER = "X-Shield-Token"
 PAGE_KEY_HEADER = "X-Shield-Page-Key"
 API_PREFIX = "/v1/"
+IDENTIFY_PATH = "/v1/identify"  # the one API path answered without a token (it proves the server knows it)
 CORS_EXPOSE_HEADERS = "X-Shield-Report, Content-Disposition"
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{16,256}")
 # A Firefox extension origin is moz-extension://<per-install UUID>.
 _MOZ_EXTENSION = re.compile(r"moz-extension://[0-9a-fA-F-]{36}")
 _ALLOWED_ORIGIN_FORM = re.compile(r"(https?|chrome-extension|moz-extension)://[A-Za-z0-9.\-\[\]:]+")
@@ -77,6 +80,8 @@ class RequestPolicy:
         self.check_origin(headers.get("Origin"))
         if method == "OPTIONS":
             return True
+        if path == IDENTIFY_PATH:
+            return False
         self.check_credentials(headers)
         self.check_content_length(content_length)
         return False
@@ -132,6 +137,18 @@ class RequestPolicy:
                 return
         raise Unauthorized(f"Missing or wrong {TOKEN_HEADER}: run `shield pair` and paste the token "
                            "into the extension's settings.")
+
+    def server_proof(self, challenge: str | None) -> str:
+        """HMAC of the client's random challenge with the pairing token. A program squatting on the port
+        while Photo Shield is stopped cannot compute it, so a client can check the server before it sends
+        the token or a photo."""
+        if challenge is None or not _CHALLENGE.fullmatch(challenge):
+            raise BadOptions("The challenge must be 16 to 256 characters of A-Z, a-z, 0-9, '-' or '_'.")
+        token = self.tokens.current()
+        if token is None:
+            raise Unauthorized("The server has no pairing token: run `shield pair`.")
+        message = f"photo-shield-proof:{challenge}".encode()
+        return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
 
     def check_content_length(self, content_length: int | None) -> None:
         if content_length is not None and content_length > self.max_body_bytes:

@@ -106,6 +106,24 @@ def test_missing_or_wrong_token_401(shield_server, photo, token):
     assert_json_error(shield_server.request("GET", "/v1/health", headers=headers, token=False), 401, "unauthorized")
 
 
+def test_identify_proves_the_server_knows_the_token_without_being_sent_it(shield_server):
+    import hashlib
+    import hmac
+    challenge = uuid.uuid4().hex
+    reply = shield_server.request("GET", f"/v1/identify?challenge={challenge}", token=False,
+                                  headers={"Origin": EXTENSION})
+    assert reply.status == 200 and reply.headers["Access-Control-Allow-Origin"] == EXTENSION
+    expected = hmac.new(shield_server.token.encode(), f"photo-shield-proof:{challenge}".encode(),
+                        hashlib.sha256).hexdigest()
+    assert reply.json() == {"proof": expected}
+    assert shield_server.token not in reply.body.decode()
+    for bad in ("", "?challenge=short", "?challenge=" + "x" * 300, "?challenge=has%20space%20in%20it%20ok"):
+        assert_json_error(shield_server.request("GET", f"/v1/identify{bad}", token=False), 400, "bad_options")
+    evil = shield_server.request("GET", f"/v1/identify?challenge={challenge}", token=False,
+                                 headers={"Origin": "https://evil.example"})
+    assert_json_error(evil, 403, "forbidden_origin")
+
+
 def test_query_token_is_not_a_credential(shield_server, photo):
     reply = shield_server.request("POST", f"/v1/protect?token={shield_server.token}", body=photo, token=False)
     assert reply.status in (400, 401) and reply.body[:4] != b"\x89PNG"

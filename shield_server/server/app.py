@@ -98,6 +98,10 @@ def create_app(config: ServerConfig) -> Flask:
     def health():
         return {"status": "ready", "version": __version__, "detectors": config.detectors}
 
+    @app.get(security.IDENTIFY_PATH)
+    def identify():
+        return {"proof": policy.server_proof(request.args.get("challenge"))}
+
     @app.post("/v1/protect")
     def protect():
         data, options = _photo_and_options(config)
