@@ -1,5 +1,7 @@
 """The API contract of `shield serve`: answers, error codes, Host/Origin/token checks, CORS, headers."""
 
+import hashlib
+import hmac
 import io
 import json
 import uuid
@@ -107,8 +109,6 @@ def test_missing_or_wrong_token_401(shield_server, photo, token):
 
 
 def test_identify_proves_the_server_knows_the_token_without_being_sent_it(shield_server):
-    import hashlib
-    import hmac
     challenge = uuid.uuid4().hex
     reply = shield_server.request("GET", f"/v1/identify?challenge={challenge}", token=False,
                                   headers={"Origin": EXTENSION})
