@@ -294,6 +294,31 @@ def test_uploads_the_page_builds_are_protected(page, site, kind):
     assert_protected(data)
 
 
+@pytest.mark.parametrize("kind", ["fetch-blob", "fetch-formdata", "xhr-formdata"])
+def test_uploads_through_a_blank_frame_are_protected(page, site, kind):
+    # The page builds the body in its own realm and sends it with a fresh same-origin frame's fetch/XHR.
+    page.evaluate("""([kind, b64]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const frame = document.createElement('iframe');
+        document.body.append(frame);
+        const other = frame.contentWindow;
+        const blob = new Blob([bytes], { type: 'image/png' });
+        const form = new FormData();
+        form.append('photo', blob, 'blank.png');
+        const url = '/upload?via=' + kind;
+        if (kind === 'fetch-blob') other.fetch(url, { method: 'POST', body: blob });
+        if (kind === 'fetch-formdata') other.fetch(url, { method: 'POST', body: form });
+        if (kind === 'xhr-formdata') {
+            const request = new other.XMLHttpRequest();
+            request.open('POST', url);
+            request.send(form);
+        }
+    }""", [kind, base64.b64encode(astronaut_png()).decode()])
+    upload = only_upload(site)
+    assert upload.via == kind
+    assert_protected(upload.files()[0].data if upload.parts else upload.body)
+
+
 def test_beacon_sends_protected_photo(page, site):
     # A beacon carries at most 64 KiB: a face crop, small enough to fit once protected.
     out = io.BytesIO()

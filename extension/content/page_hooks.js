@@ -15,6 +15,26 @@
   const { Blob: NativeBlob, File: NativeFile, FormData: NativeFormData, Request: NativeRequest,
     Headers: NativeHeaders, Response: NativeResponse, ReadableStream: NativeStream } = window;
 
+  // Brand checks instead of instanceof: a Blob, FormData or Request made in another frame of the page
+  // (a same-origin iframe's realm) is not an instance of this frame's classes but must be caught too.
+  function brandCheck(prototype, property) {
+    const getter = Object.getOwnPropertyDescriptor(prototype, property).get;
+    return (value) => {
+      if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false;
+      try { getter.call(value); return true; } catch (_) { return false; }
+    };
+  }
+  const isBlob = brandCheck(NativeBlob.prototype, 'size');
+  const isFile = brandCheck(NativeFile.prototype, 'name');
+  const isArrayBuffer = brandCheck(ArrayBuffer.prototype, 'byteLength');
+  const isStream = brandCheck(NativeStream.prototype, 'locked');
+  const isRequest = brandCheck(NativeRequest.prototype, 'method');
+  const formDataHas = NativeFormData.prototype.has;
+  const isFormData = (value) => {
+    if (value === null || typeof value !== 'object') return false;
+    try { formDataHas.call(value, ''); return true; } catch (_) { return false; }
+  };
+
   const requestPrefix = Math.random().toString(36).slice(2);
   let lastRequestId = 0;
   const waiting = new Map();
@@ -30,46 +50,46 @@
       waiting.set(id, (reply) => {
         if (!reply.ok) reject(blockedError());
         else if (!reply.changed) resolve(blob); // not an image, or already protected: the page's own object
-        else if (reply.file instanceof NativeBlob) resolve(reply.file);
+        else if (isBlob(reply.file)) resolve(reply.file);
         else reject(blockedError());
       });
-      post({ [TAG]: 'protect-request', id, blob, name: blob instanceof NativeFile ? blob.name : '' }, '*');
+      post({ [TAG]: 'protect-request', id, blob, name: isFile(blob) ? blob.name : '' }, '*');
     });
   }
 
-  const isBytes = (body) => body instanceof ArrayBuffer || ArrayBuffer.isView(body);
+  const isBytes = (body) => isArrayBuffer(body) || ArrayBuffer.isView(body);
 
   // A first, generous filter (Chrome injects each extension file into one world only, so the shared
   // image_types.js is not here): bridge.js looks at the bytes and hands anything else back unchanged.
   const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|webp|bmp|tiff?|heic|heif|avif|svg|ico)$/i;
   function mayBeImage(blob) {
-    if (!(blob instanceof NativeBlob)) return false;
+    if (!isBlob(blob)) return false;
     const type = blob.type.toLowerCase();
     return !type || type.startsWith('image/') || type.endsWith('octet-stream') ||
-      (blob instanceof NativeFile && IMAGE_NAME.test(blob.name));
+      (isFile(blob) && IMAGE_NAME.test(blob.name));
   }
 
   /** Cheap synchronous test: could this body carry a photo? */
   function needsLook(body) {
     if (body == null) return false;
-    if (body instanceof NativeBlob) return mayBeImage(body);
-    if (body instanceof NativeFormData) {
+    if (isBlob(body)) return mayBeImage(body);
+    if (isFormData(body)) {
       for (const [, value] of body) if (mayBeImage(value)) return true;
       return false;
     }
-    return isBytes(body) || body instanceof NativeStream;
+    return isBytes(body) || isStream(body);
   }
 
   async function protectedBlobLike(original) {
     const result = await protectBlob(original);
     if (result === original) return original;
-    return original instanceof NativeFile ? result : new NativeBlob([result], { type: result.type });
+    return isFile(original) ? result : new NativeBlob([result], { type: result.type });
   }
 
   /** The same body with every photo in it replaced by its protected version. */
   async function protectBody(body) {
-    if (body instanceof NativeBlob) return mayBeImage(body) ? protectedBlobLike(body) : body;
-    if (body instanceof NativeFormData) {
+    if (isBlob(body)) return mayBeImage(body) ? protectedBlobLike(body) : body;
+    if (isFormData(body)) {
       const safe = new NativeFormData();
       for (const [key, value] of body) {
         if (mayBeImage(value)) {
@@ -86,7 +106,7 @@
       const result = await protectBlob(original);
       return result === original ? body : result.arrayBuffer();
     }
-    if (body instanceof NativeStream) return protectBlob(await new NativeResponse(body).blob());
+    if (isStream(body)) return protectBlob(await new NativeResponse(body).blob());
     return body;
   }
 
@@ -114,7 +134,7 @@
       if (!needsLook(initBody)) return nativeFetch.call(window, input, init);
       return protectBody(initBody).then((body) => nativeFetch.call(window, input, { ...init, body }));
     }
-    if (input instanceof NativeRequest && input.body !== null) {
+    if (isRequest(input) && input.body !== null) {
       return protectRequest(new NativeRequest(input, init)).then((request) => nativeFetch.call(window, request));
     }
     return nativeFetch.call(window, input, init);
@@ -171,7 +191,7 @@
     if (!target) return;
     target.removeAttribute('data-photo-shield-target');
     const transfer = new DataTransfer();
-    for (const file of files) if (file instanceof NativeFile) transfer.items.add(file);
+    for (const file of files) if (isFile(file)) transfer.items.add(file);
     for (const [type, value] of Object.entries(strings || {})) transfer.setData(type, String(value));
     const common = { bubbles: true, cancelable: true, composed: true };
     const event = eventType === 'drop'
