@@ -130,13 +130,24 @@ class ServerProcess:
         self.process.wait()
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: a killed test run must not leave servers behind (Linux only). The signal
+    follows the *thread* that started the server, so call start_server from a thread that outlives it."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def start_server(config_dir, port: int | None = None, extra_args=(), timeout: float = 90) -> ServerProcess:
     """Start `shield serve` on 127.0.0.1 (port None = any free port) with its own config folder."""
     config_dir = Path(config_dir)
     env = {**os.environ, "SHIELD_CONFIG_DIR": str(config_dir), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "shield_server.server.serve", "--port", str(port or 0), *extra_args]
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                               preexec_fn=_die_with_parent)
     server = ServerProcess(process, config_dir)
     server.wait_ready(timeout)
     return server
