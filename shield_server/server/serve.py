@@ -117,7 +117,13 @@ def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dic
     from shield_server import pipeline  # loads numpy and the models: only when actually serving
 
     print("Loading the face models...", flush=True)
-    config.detectors = pipeline.warm_up()
+    try:
+        config.detectors = pipeline.warm_up()
+    except Exception as exc:  # noqa: BLE001 - any failure here means no photo could ever be protected
+        server.close()
+        print(f"shield serve: the face models could not be loaded ({type(exc).__name__}: {exc}).",
+              file=sys.stderr)
+        return 1
     # Connections made while the models load wait in the listen backlog; none is answered before this.
     server.application = create_app(config)
 
