@@ -116,3 +116,16 @@ def test_another_origin_cannot_use_the_server(shield_server, page):
         return results;
     }""", shield_server.base_url)
     assert outcome == {"page": "blocked", "protect": "blocked", "health": "blocked"}
+
+
+def test_drop_a_photo_on_the_page(shield_server, page):
+    page.goto(f"{shield_server.base_url}/")
+    photo = list(encode(astronaut(), "JPEG"))
+    page.evaluate("""(bytes) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(bytes)], "dropped.jpg", {type: "image/jpeg"}));
+        document.body.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true}));
+    }""", photo)
+    done = page.locator(".result.done")
+    done.wait_for(timeout=30_000)
+    assert done.locator(".download").get_attribute("download") == "dropped-protected.jpg"

@@ -113,9 +113,10 @@ function add(files) {
 }
 
 picker.addEventListener("change", () => { add(picker.files); picker.value = ""; });
-drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
-drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", (event) => {
+// Photos dropped anywhere on the page are taken (the browser would otherwise open the original in the tab).
+window.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+window.addEventListener("dragleave", (event) => { if (!event.relatedTarget) drop.classList.remove("over"); });
+window.addEventListener("drop", (event) => {
   event.preventDefault();
   drop.classList.remove("over");
   add(event.dataTransfer.files);
