@@ -13,6 +13,12 @@ import platformdirs
 
 TOKEN_FILE = "pairing-token"
 CONFIG_ENV = "SHIELD_CONFIG_DIR"
+# POSIX protections; on Windows the user's profile folder ACLs do this job and these are no-ops.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _owned_by_someone_else(info: os.stat_result) -> bool:
+    return hasattr(os, "getuid") and info.st_uid != os.getuid()
 
 
 class PairingError(Exception):
@@ -28,22 +34,22 @@ def _secure_dir(folder: Path) -> None:
     info = os.lstat(folder)
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         raise PairingError(f"{folder} is not a plain folder.")
-    if info.st_uid != os.getuid():
+    if _owned_by_someone_else(info):
         raise PairingError(f"{folder} belongs to another user; refusing to keep the token there.")
-    if info.st_mode & 0o077:
+    if info.st_mode & 0o077 and os.name == "posix":
         os.chmod(folder, 0o700)
 
 
 def _read(path: Path) -> str:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
     except OSError as exc:
         raise PairingError(f"Cannot open the token file {path}: {exc.strerror}.") from None
     with os.fdopen(fd, "r", encoding="ascii") as handle:
         info = os.fstat(handle.fileno())
-        if info.st_uid != os.getuid():
+        if _owned_by_someone_else(info):
             raise PairingError(f"{path} belongs to another user; run `shield pair --rotate`.")
-        if info.st_mode & 0o077:
+        if info.st_mode & 0o077 and os.name == "posix":
             os.fchmod(handle.fileno(), 0o600)
         token = handle.read(200).strip()
     if len(token) < 32:
@@ -52,7 +58,7 @@ def _read(path: Path) -> str:
 
 
 def _write_new(path: Path, token: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(token + "\n")
 
