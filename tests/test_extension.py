@@ -76,10 +76,9 @@ def assert_protected(data: bytes, expected_type: str = "PNG"):
 # ---- fixtures ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def shield(tmp_path_factory):
-    server = start_shield(tmp_path_factory.mktemp("shield"))
-    yield server
-    server.stop()
+def shield(shield_server):
+    """The session's real `shield serve` process (tests/conftest.py)."""
+    return shield_server
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +88,8 @@ def site():
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API allows one driver per thread at a time, so ours ends with this module.
+@pytest.fixture(scope="module")
 def playwright_driver():
     from playwright.sync_api import sync_playwright
 
@@ -97,7 +97,7 @@ def playwright_driver():
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browsers(playwright_driver, site):
     """One browser per kind, started on first use: the site as loopback, as a public site, or a French UI."""
     started = {}
