@@ -559,7 +559,8 @@ def test_review_shows_protected_photo_before_upload(browser, site, shield):
 
 
 @pytest.mark.parametrize("settings", [{"enabled": False}, {"siteMode": "except", "siteList": ["127.0.0.1"]},
-                                      {"siteMode": "only", "siteList": ["example.com"]}])
+                                      {"siteMode": "only", "siteList": ["example.com"]}],
+                         ids=["protection-off", "site-excepted", "site-not-listed"])
 def test_sites_left_out_get_the_file_untouched(browser, site, shield, settings):
     page = open_site(browser, site, paired(shield, **settings))
     page.set_input_files("#js-input", ASTRONAUT)
