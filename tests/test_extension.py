@@ -187,7 +187,7 @@ def drop_file(page, selector, path, point=None):
 
 def paste_image(page, selector, png: bytes):
     """A real Ctrl+V of an image the clipboard holds."""
-    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=urllib.parse.urlsplit(page.url)._replace(path="").geturl())
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=page.evaluate("location.origin"))
     page.locator(selector).click()
     page.evaluate(
         """async (b64) => {
