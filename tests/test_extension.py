@@ -214,6 +214,17 @@ def test_file_input_uploads_protected_photo(any_space_page, site):
     assert_protected(photo.data)
 
 
+def test_file_read_by_the_page_is_already_protected(page, site):
+    # Page code that reads the picked file itself (FileReader -> data: URL in JSON) only ever sees the
+    # protected photo.
+    page.set_input_files("#json-input", ASTRONAUT)
+    upload = only_upload(site)
+    message = json.loads(upload.body)
+    assert message["name"] == "astronaut.png"
+    assert message["image"].startswith("data:image/png;base64,")
+    assert_protected(base64.b64decode(message["image"].split(",", 1)[1]))
+
+
 def test_form_submit_sends_protected_photo(page, site):
     page.set_input_files("#form-input", ASTRONAUT)
     page.wait_for_function("document.getElementById('form-input').files.length === 1 && "

@@ -32,6 +32,12 @@ document.getElementById('js-input').addEventListener('change', (event) => {
   if (files.length) sendWithFetch('input', formWith(files));
 });
 
+document.getElementById('json-input')?.addEventListener('change', (event) => {
+  const reader = new FileReader();
+  reader.onload = () => sendWithFetch('json', JSON.stringify({ name: event.target.files[0].name, image: reader.result }));
+  reader.readAsDataURL(event.target.files[0]);
+});
+
 const dropzone = document.getElementById('dropzone');
 if (dropzone) dropzone.addEventListener('dragover', (event) => event.preventDefault());
 dropzone.addEventListener('drop', (event) => {
