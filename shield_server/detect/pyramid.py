@@ -59,7 +59,7 @@ def _scan_level(rgb: np.ndarray, s: float, run, min_score: float, flip: bool) ->
     level = rgb if (w, h) == (W, H) else cv2.resize(np.ascontiguousarray(rgb), (w, h), interpolation=interp)
     found = []
     for x, y, tw, th in _pieces(w, h):
-        pw, ph = -(-tw // 32) * 32, -(-th // 32) * 32
+        pw, ph = -(-tw // 64) * 64, -(-th // 64) * 64  # coarser shapes: more net reuse across photo sizes
         scores, boxes, kps = run(blazeface.to_tensor(level[y : y + th, x : x + tw], ph, pw))
         keep = scores >= min_score
         if not keep.any():
