@@ -305,19 +305,21 @@ def test_uploads_the_page_builds_are_protected(page, site, kind):
     assert_protected(data)
 
 
-@pytest.mark.parametrize("kind", ["fetch-blob", "fetch-formdata", "xhr-formdata"])
+@pytest.mark.parametrize("kind", ["fetch-blob", "fetch-formdata", "xhr-formdata", "loading-frame-fetch"])
 def test_uploads_through_a_blank_frame_are_protected(page, site, kind):
-    # The page builds the body in its own realm and sends it with a fresh same-origin frame's fetch/XHR.
+    # The page builds the body in its own realm and sends it with a fresh same-origin frame's fetch/XHR
+    # (for loading-frame-fetch: a srcdoc frame's window before its document, and our hooks, are there).
     page.evaluate("""([kind, b64]) => {
         const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
         const frame = document.createElement('iframe');
+        if (kind === 'loading-frame-fetch') frame.srcdoc = '<p>loading</p>';
         document.body.append(frame);
         const other = frame.contentWindow;
         const blob = new Blob([bytes], { type: 'image/png' });
         const form = new FormData();
         form.append('photo', blob, 'blank.png');
         const url = '/upload?via=' + kind;
-        if (kind === 'fetch-blob') other.fetch(url, { method: 'POST', body: blob });
+        if (kind === 'fetch-blob' || kind === 'loading-frame-fetch') other.fetch(url, { method: 'POST', body: blob });
         if (kind === 'fetch-formdata') other.fetch(url, { method: 'POST', body: form });
         if (kind === 'xhr-formdata') {
             const request = new other.XMLHttpRequest();

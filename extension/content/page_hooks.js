@@ -7,10 +7,6 @@
   const TAG = '__photoShield';
 
   // Captured before any page script runs, so later page changes cannot unhook us.
-  const nativeFetch = window.fetch;
-  const nativeOpen = XMLHttpRequest.prototype.open;
-  const nativeSend = XMLHttpRequest.prototype.send;
-  const nativeBeacon = navigator.sendBeacon;
   const post = window.postMessage.bind(window);
   const { Blob: NativeBlob, File: NativeFile, FormData: NativeFormData, Request: NativeRequest,
     Headers: NativeHeaders, Response: NativeResponse, ReadableStream: NativeStream } = window;
@@ -128,46 +124,83 @@
     return new NativeRequest(request, { body: result, headers });
   }
 
-  window.fetch = function fetch(input, init) {
-    const initBody = init && init.body != null ? init.body : null;
-    if (initBody !== null) {
-      if (!needsLook(initBody)) return nativeFetch.call(window, input, init);
-      return protectBody(initBody).then((body) => nativeFetch.call(window, input, { ...init, body }));
-    }
-    if (isRequest(input) && input.body !== null) {
-      return protectRequest(new NativeRequest(input, init)).then((request) => nativeFetch.call(window, request));
-    }
-    return nativeFetch.call(window, input, init);
-  };
-
   const asyncRequests = new WeakMap();
 
-  XMLHttpRequest.prototype.open = function open(method, url, isAsync) {
-    asyncRequests.set(this, arguments.length < 3 || isAsync !== false);
-    return nativeOpen.apply(this, arguments);
-  };
+  /** Wraps fetch, XMLHttpRequest and sendBeacon of `win` (this window, or a same-origin frame's). */
+  function hookWindow(win) {
+    const nativeFetch = win.fetch;
+    const xhrPrototype = win.XMLHttpRequest.prototype;
+    const nativeOpen = xhrPrototype.open;
+    const nativeSend = xhrPrototype.send;
+    const nativeBeacon = win.navigator.sendBeacon;
 
-  XMLHttpRequest.prototype.send = function send(body) {
-    if (!needsLook(body)) return nativeSend.call(this, body);
-    if (asyncRequests.get(this) === false) {
-      // A synchronous request cannot wait for the shield: refuse it rather than send the original.
-      throw new DOMException('Photo Shield blocked a synchronous photo upload.', 'NetworkError');
-    }
-    const request = this;
-    protectBody(body).then(
-      (safe) => nativeSend.call(request, safe),
-      () => {
-        request.dispatchEvent(new ProgressEvent('error'));
-        request.dispatchEvent(new ProgressEvent('loadend'));
-      });
-  };
-
-  if (typeof nativeBeacon === 'function') {
-    navigator.sendBeacon = function sendBeacon(url, data) {
-      if (!needsLook(data)) return nativeBeacon.call(navigator, url, data);
-      protectBody(data).then((safe) => nativeBeacon.call(navigator, url, safe), () => {});
-      return true; // queued, as a beacon would be
+    win.fetch = function fetch(input, init) {
+      const initBody = init && init.body != null ? init.body : null;
+      if (initBody !== null) {
+        if (!needsLook(initBody)) return nativeFetch.call(win, input, init);
+        return protectBody(initBody).then((body) => nativeFetch.call(win, input, { ...init, body }));
+      }
+      if (isRequest(input) && input.body !== null) {
+        return protectRequest(new NativeRequest(input, init)).then((request) => nativeFetch.call(win, request));
+      }
+      return nativeFetch.call(win, input, init);
     };
+
+    xhrPrototype.open = function open(method, url, isAsync) {
+      asyncRequests.set(this, arguments.length < 3 || isAsync !== false);
+      return nativeOpen.apply(this, arguments);
+    };
+
+    xhrPrototype.send = function send(body) {
+      if (!needsLook(body)) return nativeSend.call(this, body);
+      if (asyncRequests.get(this) === false) {
+        // A synchronous request cannot wait for the shield: refuse it rather than send the original.
+        throw new DOMException('Photo Shield blocked a synchronous photo upload.', 'NetworkError');
+      }
+      const request = this;
+      protectBody(body).then(
+        (safe) => nativeSend.call(request, safe),
+        () => {
+          request.dispatchEvent(new ProgressEvent('error'));
+          request.dispatchEvent(new ProgressEvent('loadend'));
+        });
+    };
+
+    if (typeof nativeBeacon === 'function') {
+      win.navigator.sendBeacon = function sendBeacon(url, data) {
+        if (!needsLook(data)) return nativeBeacon.call(win.navigator, url, data);
+        protectBody(data).then((safe) => nativeBeacon.call(win.navigator, url, safe), () => {});
+        return true; // queued, as a beacon would be
+      };
+    }
+  }
+
+  hookWindow(window);
+
+  // A frame that is still loading (src or srcdoc iframes) shows the page a window with the browser's
+  // own fetch until its copy of these hooks arrives: hook it ourselves the moment the page reaches it.
+  const nativeSource = Function.prototype.toString;
+  function hookFrameWindow(win) {
+    try {
+      if (win && win !== window && nativeSource.call(win.fetch).includes('[native code]')) hookWindow(win);
+    } catch (_) {
+      // Another origin: its own content scripts take care of it.
+    }
+  }
+  for (const FrameElement of [HTMLIFrameElement, HTMLFrameElement, HTMLObjectElement]) {
+    for (const property of ['contentWindow', 'contentDocument']) {
+      const descriptor = Object.getOwnPropertyDescriptor(FrameElement.prototype, property);
+      if (!descriptor || !descriptor.get) continue;
+      const nativeGet = descriptor.get;
+      Object.defineProperty(FrameElement.prototype, property, {
+        ...descriptor,
+        get() {
+          const value = nativeGet.call(this);
+          hookFrameWindow(property === 'contentWindow' ? value : value && value.defaultView);
+          return value;
+        },
+      });
+    }
   }
 
   // ---- replaying drop / paste with protected files -------------------------------------------
