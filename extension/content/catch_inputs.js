@@ -95,7 +95,12 @@
     stop(event);
     const submitter = event.submitter;
     Promise.all(waiting.map((input) => inputsAtWork.get(input) || protectInput(input))).then((results) => {
-      if (results.every(Boolean) && form.isConnected) form.requestSubmit(submitter || undefined);
+      if (!results.every(Boolean) || !form.isConnected) return;
+      try {
+        form.requestSubmit(submitter || undefined);
+      } catch (_) {
+        form.requestSubmit(); // the button that submitted has left the form meanwhile
+      }
     });
   }, true);
 
