@@ -76,6 +76,12 @@ class UploadSite:
             def log_message(self, *args):
                 pass
 
+            def end_headers(self):
+                if "csp=strict" in self.path:  # a site with a strict Content-Security-Policy
+                    self.send_header("Content-Security-Policy",
+                                     "default-src 'self'; style-src 'self'; img-src 'self'; script-src 'self'")
+                super().end_headers()
+
             def do_POST(self):
                 url = urllib.parse.urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)

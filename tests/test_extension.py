@@ -538,6 +538,21 @@ def test_page_fetch_rejects_when_blocked(browser, site):
     page.close()
 
 
+def test_strict_csp_site(browser, site, shield):
+    page = browser.context.new_page()
+    browser.reset(**paired(shield, review=True))
+    site.clear()
+    page.goto(site.origin + "/?csp=strict")
+    page.set_input_files("#js-input", ASTRONAUT)
+    dialog = page.locator("#photo-shield-notice [data-kind=review]")
+    dialog.wait_for(timeout=10000)
+    assert dialog.evaluate("(panel) => getComputedStyle(panel).position") == "fixed"
+    dialog.locator("canvas[width='512']").wait_for(timeout=5000)  # the preview is drawn despite the CSP
+    dialog.locator("button[data-choice=upload]").click()
+    assert_protected(only_upload(site).files()[0].data)
+    page.close()
+
+
 def test_unlocked_profile_may_upload_original_once(browser, site):
     page = open_site(browser, site, {"port": closed_port(), "token": "x"})
     page.set_input_files("#js-input", ASTRONAUT)
