@@ -7,6 +7,8 @@ import email.policy
 import http.server
 import os
 import shutil
+import ssl
+import subprocess
 import tempfile
 import threading
 import time
@@ -64,7 +66,8 @@ def parse_multipart(content_type: str, body: bytes) -> list[Part]:
 class UploadSite:
     """Serves tests/e2e_site on 127.0.0.1 and records every POST to /upload."""
 
-    def __init__(self):
+    def __init__(self, certificate: tuple[str, str] | None = None):
+        """certificate: (cert file, key file) to serve over https."""
         self.uploads: list[Upload] = []
         self._lock = threading.Lock()
         site = self
@@ -103,7 +106,13 @@ class UploadSite:
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self._server.server_address[1]
-        self.origin = f"http://127.0.0.1:{self.port}"
+        scheme = "http"
+        if certificate:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*certificate)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
+        self.origin = f"{scheme}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -140,10 +149,10 @@ def start_shield(folder: Path):
 class ExtensionBrowser:
     """A persistent headless Chromium profile with the unpacked extension loaded."""
 
-    def __init__(self, playwright, extra_args=(), language=None):
+    def __init__(self, playwright, extra_args=(), language=None, ignore_https_errors=False):
         self._profile = tempfile.mkdtemp(prefix="photo-shield-profile-")
         self.context = playwright.chromium.launch_persistent_context(
-            self._profile, executable_path=CHROMIUM, headless=True,
+            self._profile, executable_path=CHROMIUM, headless=True, ignore_https_errors=ignore_https_errors,
             # The extension's language follows Chromium's interface language: flag and environment both.
             env={**os.environ, "LANGUAGE": language} if language else None,
             args=[f"--disable-extensions-except={EXTENSION_DIR}", f"--load-extension={EXTENSION_DIR}",
@@ -170,6 +179,15 @@ class ExtensionBrowser:
     def close(self):
         self.context.close()
         shutil.rmtree(self._profile, ignore_errors=True)
+
+
+def self_signed_certificate(folder: Path) -> tuple[str, str]:
+    """A throwaway certificate for 127.0.0.1, made with the openssl command."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
 
 
 def chromium_available() -> bool:

@@ -7,6 +7,7 @@ import http.server
 import json
 import io
 import os
+import shutil
 import re
 import socket
 import threading
@@ -17,7 +18,8 @@ import pytest
 import skimage
 from PIL import Image
 
-from browser import EXTENSION_ID, ExtensionBrowser, UploadSite, chromium_available, start_shield
+from browser import (EXTENSION_ID, ExtensionBrowser, UploadSite, chromium_available, self_signed_certificate,
+                     start_shield)
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
 
@@ -108,12 +110,22 @@ def browsers(playwright_driver, site):
                 started[space] = ExtensionBrowser(playwright_driver, language="fr")
             else:
                 extra = [] if space == "loopback" else [f"--ip-address-space-overrides=127.0.0.1:{site.port}=public"]
-                started[space] = ExtensionBrowser(playwright_driver, extra)
+                # The https test site has a throwaway certificate.
+                started[space] = ExtensionBrowser(playwright_driver, extra, ignore_https_errors=True)
         return started[space]
 
     yield get
     for browser in started.values():
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def https_site(tmp_path_factory):
+    if not shutil.which("openssl"):
+        pytest.skip("needs openssl to make a test certificate")
+    server = UploadSite(self_signed_certificate(tmp_path_factory.mktemp("tls")))
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -351,6 +363,17 @@ def test_page_built_upload_from_public_site_is_protected(browsers, site, shield,
     page_upload(page, kind, astronaut_png(), "image/png", "made-by-page.png")
     upload = only_upload(site)
     assert_protected(upload.files()[0].data if upload.parts else upload.body)
+    page.close()
+
+
+def test_https_site(browser, https_site, shield):
+    page = open_site(browser, https_site, paired(shield))
+    assert page.url.startswith("https://")
+    page.set_input_files("#js-input", ASTRONAUT)
+    assert_protected(only_upload(https_site).files()[0].data)
+    https_site.clear()
+    page_upload(page, "xhr-formdata", astronaut_png(), "image/png", "made-by-page.png")
+    assert_protected(only_upload(https_site).files()[0].data)
     page.close()
 
 
