@@ -154,26 +154,39 @@ def big_png(side: int = 2048) -> bytes:
 @pytest.fixture(scope="module")
 def tiny_queue_server(tmp_path_factory):
     server = start_server(tmp_path_factory.mktemp("queue-config"),
-                          extra_args=("--max-active", "1", "--max-waiting", "1", "--queue-deadline", "0.5"))
+                          extra_args=("--max-active", "1", "--max-waiting", "1", "--queue-deadline", "1.0"))
     yield server
     server.stop()
 
 
-def test_full_queue_429_and_deadline_503(tiny_queue_server):
-    photo = big_png()  # keeps the only worker busy for over a second: longer than the 0.5 s queue deadline
-    replies = [None] * 3
+def _wait_for_queue(server, active: int, waiting: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        queue = server.request("GET", "/v1/health").json()["queue"]
+        if (queue["active"], queue["waiting"]) == (active, waiting):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the queue never reached {active} active, {waiting} waiting")
 
-    def send(i):
-        replies[i] = tiny_queue_server.request("POST", "/v1/protect", body=photo)
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
-    for thread in threads:
-        thread.start()
-        time.sleep(0.15)
-    for thread in threads:
-        thread.join(60)
-    assert [r.status for r in replies] == [200, 503, 429], replies
-    for reply in replies[1:]:
+
+def test_full_queue_429_and_deadline_503(tiny_queue_server):
+    photo = big_png()  # keeps the only worker busy for over a second: longer than the queue deadline
+    replies = {}
+
+    def send(name):
+        replies[name] = tiny_queue_server.request("POST", "/v1/protect", body=photo)
+    first, second = threading.Thread(target=send, args=("first",)), threading.Thread(target=send, args=("second",))
+    first.start()
+    _wait_for_queue(tiny_queue_server, active=1, waiting=0)
+    second.start()
+    _wait_for_queue(tiny_queue_server, active=1, waiting=1)
+    third = tiny_queue_server.request("POST", "/v1/protect", body=encode(astronaut(), "PNG"))
+    second.join(60)
+    first.join(60)
+    assert (replies["first"].status, replies["second"].status, third.status) == (200, 503, 429), replies
+    for reply in (replies["second"], third):
         assert reply.json()["error"] == "busy" and reply.headers["Content-Type"] == "application/json"
+    assert tiny_queue_server.request("GET", "/v1/health").json()["queue"]["active"] == 0
     still_answers(tiny_queue_server)
 
 

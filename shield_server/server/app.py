@@ -96,7 +96,10 @@ def create_app(config: ServerConfig) -> Flask:
 
     @app.get("/v1/health")
     def health():
-        return {"status": "ready", "version": __version__, "detectors": config.detectors}
+        stats = admission.stats
+        return {"status": "ready", "version": __version__, "detectors": config.detectors,
+                "queue": {"active": stats.active, "waiting": stats.waiting,
+                          "max_active": admission.max_active, "max_waiting": admission.max_waiting}}
 
     @app.get(security.IDENTIFY_PATH)
     def identify():
