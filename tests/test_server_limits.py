@@ -202,7 +202,7 @@ def test_killed_mid_request_gives_an_error_never_the_photo(tmp_path):
             outcome["error"] = exc
     thread = threading.Thread(target=send)
     thread.start()
-    time.sleep(0.8)
+    _wait_for_queue(server, active=1, waiting=0)  # the photo is in the middle of being protected
     server.kill()
     thread.join(30)
     assert "reply" not in outcome, outcome["reply"]  # no status, no bytes: the client only sees a failure
