@@ -55,10 +55,22 @@ def test_photos_are_distinguishable():
     assert read_marker(pixels) == 37 and not face_is_replaced(pixels)
 
 
+def warm_up(server, photo: bytes) -> None:
+    """Two photos at once, as the queue allows: the engine's buffers and caches reach their working size."""
+    pair = [threading.Thread(target=server.request, args=("POST", "/v1/protect"), kwargs={"body": photo})
+            for _ in range(2)]
+    for thread in pair:
+        thread.start()
+    for thread in pair:
+        thread.join(120)
+
+
 def test_fifty_concurrent_clients(server):
     photos = [marked_photo(n) for n in range(CLIENTS)]
     answers = {}
     start_gate = threading.Barrier(CLIENTS)
+    started_rss = server.rss_bytes()
+    warm_up(server, photos[0])
     baseline_rss = server.rss_bytes()
     peak_rss = [baseline_rss]
     sampling = threading.Event()
@@ -97,9 +109,10 @@ def test_fifty_concurrent_clients(server):
         assert read_marker(pixels) == n, f"client {n} got another client's photo"
         assert face_is_replaced(pixels), f"client {n} got an unprotected photo"
         assert json.loads(reply.headers["X-Shield-Report"])["faces"] >= 1
-    print(f"\nload: {CLIENTS} clients in {seconds:.1f}s; answers {dict(counts)}; "
-          f"RSS {baseline_rss / 1e6:.0f} MB -> peak {peak_rss[0] / 1e6:.0f} MB")
-    # Bounded by the queue (2 photos in work), not by the 50 clients: about 1 GB measured with the BlazeFace
-    # pyramid, the same as two photos alone.
-    assert peak_rss[0] < 2e9, f"server memory peaked at {peak_rss[0] / 1e6:.0f} MB"
+    growth = peak_rss[0] - baseline_rss
+    print(f"\nload: {CLIENTS} clients in {seconds:.1f}s; answers {dict(counts)}; RSS {started_rss / 1e6:.0f} MB "
+          f"at start, {baseline_rss / 1e6:.0f} MB after 2 photos, peak {peak_rss[0] / 1e6:.0f} MB under load")
+    # The queue bounds the work to 2 photos, so 50 clients cost little more than 2 photos at once: the uploads
+    # waitress holds (16 connections at most) and the answers in flight.
+    assert growth < 600e6, f"50 clients took the server {growth / 1e6:.0f} MB beyond two photos at once"
     assert server.request("GET", "/v1/health").status == 200
