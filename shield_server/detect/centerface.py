@@ -103,7 +103,9 @@ class CenterFace:
         cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
         cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
         boxes = np.stack([cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2], axis=1).reshape(-1, 4)
-        return np.clip(boxes, 0, [sw, sh, sw, sh]), heat[0, 0, ys, xs]
+        boxes = np.clip(boxes, 0, [sw, sh, sw, sh])
+        real = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # clipping can leave empty boxes
+        return boxes[real], heat[0, 0, ys, xs][real]
 
 
 def _spans(length: int, pieces: int, overlap: int) -> list[tuple[int, int]]:
