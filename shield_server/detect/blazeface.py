@@ -68,7 +68,7 @@ class NetPool:
     smallest ones (cheap to re-create) are dropped first, so memory stays bounded (~200 bytes per pixel).
     """
 
-    def __init__(self, path: str, budget_px: float = 1.2e6):
+    def __init__(self, path: str, budget_px: float = 0.8e6):
         self.path, self.budget_px = path, budget_px
         self.nets: dict[tuple, _Net] = {}
         self.lock = threading.Lock()
