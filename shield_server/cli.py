@@ -89,6 +89,8 @@ def _run_job(job: Job, options, inputs: frozenset[Path]) -> dict:
         return {"file": str(job.source), "error": exc.code, "message": exc.message}
     except OSError as exc:
         return {"file": str(job.source), "error": "io_error", "message": exc.strerror or str(exc)}
+    except Exception as exc:  # an engine bug: this file fails (nothing written), the batch goes on
+        return {"file": str(job.source), "error": "internal", "message": f"internal error ({type(exc).__name__})"}
 
 
 def _init_worker() -> None:

@@ -76,3 +76,16 @@ def test_blur_is_refused_and_nothing_is_written(tmp_path):
     run = shield("redact", tmp_path / "a.png", "--fill", "blur", "--out-dir", tmp_path / "out")
     assert run.returncode == 2 and "reversed or recognised" in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_an_engine_crash_fails_that_file_only(tmp_path, monkeypatch):
+    from shield_server import cli, pipeline
+
+    def crash(data, options):
+        raise RuntimeError("detector exploded")
+
+    monkeypatch.setattr(pipeline, "protect", crash)
+    (tmp_path / "a.png").write_bytes(encode(astronaut(), "PNG"))
+    code = cli.main(["redact", str(tmp_path / "a.png"), "--out-dir", str(tmp_path / "out")])
+    assert code == 1
+    assert not (tmp_path / "out").exists()
