@@ -74,7 +74,8 @@ def bench_quick(data: Path) -> None:
     for rec in recs:
         rgb = cv2.cvtColor(cv2.imread(str(data / rec["file"])), cv2.COLOR_BGR2RGB)
         t = time.perf_counter()
-        boxes = [(d.x0, d.y0, d.x1, d.y1) for d in det.detect(rgb)]
+        # Rounded outwards to whole pixels as pipeline._to_face does: the same masks as the contract run.
+        boxes = [(np.floor(d.x0), np.floor(d.y0), np.ceil(d.x1), np.ceil(d.y1)) for d in det.detect(rgb)]
         times.append(time.perf_counter() - t)
         painted.append(redact.head_mask(boxes, redact.DEFAULT_MARGIN, rgb.shape[1], rgb.shape[0]))
     print(json.dumps(score_masks(recs, painted), indent=1))

@@ -1,6 +1,6 @@
 """The heart of Photo Shield: protect(photo bytes) -> protected photo bytes.
 
-decode -> detect -> redact -> second opinion -> verify -> encode. The CLI, the server and the local web
+decode -> detect -> redact -> verify -> encode. The CLI, the server and the local web
 page all call protect(); nothing else decides what a protected photo is.
 """
 
@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from shield_server import formats, redact
-from shield_server.detect import default_detector, second_opinion_detector
+from shield_server.detect import default_detector
 from shield_server.detect.base import Detection
 from shield_server.errors import BadOptions, ProtectionFailed
 
@@ -85,11 +85,9 @@ class Face:
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 in output pixels
     score: float
     detector: str
-    stage: str  # "detect" or "second_opinion"
 
     def as_dict(self) -> dict:
-        return {"box": list(self.box), "score": round(self.score, 3), "detector": self.detector,
-                "stage": self.stage}
+        return {"box": list(self.box), "score": round(self.score, 3), "detector": self.detector}
 
 
 @dataclass
@@ -129,46 +127,25 @@ def warm_up() -> list[str]:
     from shield_server import segment
 
     segment.warm_up()
-    main, second = default_detector(), second_opinion_detector()
-    blank = np.zeros((64, 64, 3), dtype=np.uint8)
+    detector = default_detector()
     with _detector_lock:
-        main.detect(blank)
-        second.detect(blank)
-    return [main.name, second.name]
+        detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))
+    return [detector.name]
 
 
-def _to_face(det: Detection, width: int, height: int, stage: str) -> Face:
+def _to_face(det: Detection, width: int, height: int) -> Face:
     box = (max(int(np.floor(det.x0)), 0), max(int(np.floor(det.y0)), 0),
            min(int(np.ceil(det.x1)), width), min(int(np.ceil(det.y1)), height))
-    return Face(box, float(det.score), det.detector, stage)
+    return Face(box, float(det.score), det.detector)
 
 
-def _find_faces(frames: list[np.ndarray], detector, stage: str) -> list[Face]:
+def _find_faces(frames: list[np.ndarray], detector) -> list[Face]:
     height, width = frames[0].shape[:2]
     found = []
     with _detector_lock:
         for frame in frames:
-            found += [_to_face(d, width, height, stage) for d in detector.detect(np.ascontiguousarray(frame[..., :3]))]
+            found += [_to_face(d, width, height) for d in detector.detect(np.ascontiguousarray(frame[..., :3]))]
     return [f for f in found if f.box[2] > f.box[0] and f.box[3] > f.box[1]]
-
-
-def _people_mask(originals, faces: list[Face], options: ProtectOptions) -> np.ndarray:
-    from shield_server import people
-
-    return people.people_mask(originals, [f.box for f in faces], options.margin)
-
-
-def _apply(frames, mask: np.ndarray, options: ProtectOptions) -> np.ndarray:
-    # Every frame gets the union of every frame's faces: a face missed in one frame of an animation is
-    # still covered by its detection in the others.
-    for frame in frames:
-        redact.fill_pixels(frame, mask, options.fill, options.color)
-    return mask
-
-
-def _cover_heads(frames, faces: list[Face], options: ProtectOptions) -> np.ndarray:
-    height, width = frames[0].shape[:2]
-    return _apply(frames, redact.head_mask([f.box for f in faces], options.margin, width, height), options)
 
 
 def _verify(frames, mask: np.ndarray, options: ProtectOptions) -> None:
@@ -188,21 +165,20 @@ def protect(data: bytes, options: ProtectOptions = ProtectOptions()) -> ProtectR
     fmt = formats.output_format(image.source_format, options.format, image.has_alpha)
     clock.lap("decode")
 
-    # Whole-person mode segments the original pixels, once, with every face both detectors found.
-    originals = [frame.copy() for frame in image.frames] if options.mode == "people" else None
-    faces = _find_faces(image.frames, default_detector(), "detect")
+    faces = _find_faces(image.frames, default_detector())
     clock.lap("detect")
-    mask = _cover_heads(image.frames, faces, options)
-    clock.lap("redact")
+    height, width = image.frames[0].shape[:2]
+    mask = redact.head_mask([f.box for f in faces], options.margin, width, height)
+    if options.mode == "people":  # segments the original pixels, so before anything is replaced
+        from shield_server import people
 
-    extra = _find_faces(image.frames, second_opinion_detector(), "second_opinion")
-    if extra:
-        mask |= _cover_heads(image.frames, extra, options)
-        faces += extra
-    clock.lap("second_opinion")
-    if originals is not None:
-        mask |= _apply(image.frames, _people_mask(originals, faces, options), options)
+        mask |= people.people_mask(image.frames, [f.box for f in faces], options.margin)
         clock.lap("people")
+    # Every frame gets the union of every frame's faces: a face missed in one frame of an animation is
+    # still covered by its detection in the others.
+    for frame in image.frames:
+        redact.fill_pixels(frame, mask, options.fill, options.color)
+    clock.lap("redact")
     _verify(image.frames, mask, options)
 
     encoded = formats.encode(image, fmt)
@@ -214,4 +190,4 @@ def protect(data: bytes, options: ProtectOptions = ProtectOptions()) -> ProtectR
 def detect_only(data: bytes, options: ProtectOptions = ProtectOptions()) -> tuple[list[Face], int, int]:
     """Faces of a photo without redacting it (for previews); same decoding and limits as protect()."""
     image = formats.decode(data, options.max_bytes, options.max_pixels)
-    return _find_faces(image.frames[:1], default_detector(), "detect"), image.width, image.height
+    return _find_faces(image.frames[:1], default_detector()), image.width, image.height

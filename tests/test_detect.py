@@ -6,8 +6,8 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 skdata = pytest.importorskip("skimage.data")
 
-from shield_server.detect import default_detector, detector_names, second_opinion_detector  # noqa: E402
-from shield_server.detect import blazeface, ensemble, pyramid  # noqa: E402
+from shield_server.detect import default_detector  # noqa: E402
+from shield_server.detect import blazeface, centerface, ensemble, pyramid  # noqa: E402
 from shield_server.detect.base import Detection  # noqa: E402
 
 ASTRONAUT_FACE = (175, 70, 275, 178)  # x0, y0, x1, y1, brow to chin, by eye
@@ -28,9 +28,7 @@ def _iou(d: Detection, box) -> float:
 
 def test_interface_and_names():
     assert default_detector() is default_detector()  # built once
-    assert second_opinion_detector() is second_opinion_detector()
-    names = detector_names()
-    assert len(names) == 2 and all(isinstance(n, str) and n for n in names)
+    assert default_detector().name == "centerface"
     assert default_detector().detect(np.zeros((64, 64, 3), np.uint8)) == []
 
 
@@ -99,7 +97,6 @@ def test_face_free_photos_yield_few_detections(name):
     img = getattr(skdata, name)()
     found = default_detector().detect(img)
     assert len(found) <= 1, found
-    assert second_opinion_detector().detect(img) == []
 
 
 @pytest.mark.parametrize("angle", [-25, 25])
@@ -109,11 +106,6 @@ def test_tilted_face_found(angle):
     rotated = cv2.warpAffine(img, m, (512, 512), borderMode=cv2.BORDER_REFLECT)
     found = default_detector().detect(rotated)
     assert any(_center_inside(d, ASTRONAUT_FACE, slack=0.1) for d in found)
-
-
-def test_second_opinion_finds_a_clear_face():
-    found = second_opinion_detector().detect(skdata.astronaut())
-    assert any(_iou(d, ASTRONAUT_FACE) > 0.5 for d in found)
 
 
 def test_pyramid_covers_small_and_large_photos_within_budget():
@@ -148,6 +140,29 @@ def test_detections_are_in_image_coordinates_for_non_square_photos():
 def test_tiny_and_extreme_shapes_do_not_fail(shape):
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
-    for det in (default_detector(), second_opinion_detector()):
-        for d in det.detect(img):
-            assert d.x1 > d.x0 and d.y1 > d.y0
+    for d in default_detector().detect(img):
+        assert d.x1 > d.x0 and d.y1 > d.y0
+
+
+def test_a_weak_candidate_is_kept_only_when_another_scale_sees_it():
+    face, elsewhere = np.array([[100.0, 100, 140, 150]]), np.array([[400.0, 50, 430, 90]])
+    weak = centerface.CORROBORATED_MIN + 0.01
+    fine = (np.concatenate([face, elsewhere]), np.array([weak, weak]))
+    coarse = (face + 2, np.array([centerface.CANDIDATE_MIN]))  # the same face, barely seen at the other scale
+    boxes, scores = centerface.accepted([fine, coarse], [0.5, 0.5], [1.0, 0.5])
+    assert boxes.tolist() == face.tolist() and scores.tolist() == [weak]
+    # Confident candidates need no corroboration; below CORROBORATED_MIN nothing is kept.
+    boxes, _ = centerface.accepted([(elsewhere, np.array([0.6])), (face, np.array([0.5 * weak]))], [0.5, 0.5],
+                                   [1.0, 0.5])
+    assert boxes.tolist() == elsewhere.tolist()
+
+
+def test_a_box_far_above_the_models_size_needs_more_than_the_pass_threshold():
+    big = np.array([[0.0, 0, 100, 120]])  # 180 px tall in a 1.5x scan: above IN_RANGE_MAX
+    assert 120 * 1.5 > centerface.IN_RANGE_MAX
+    nothing = (np.zeros((0, 4)), np.zeros(0))
+    for score, kept in [(0.3, False), (centerface.OUT_OF_RANGE_MIN, True)]:
+        boxes, _ = centerface.accepted([(big, np.array([score])), nothing], [0.2, 0.5], [1.5, 0.6])
+        assert len(boxes) == kept
+    boxes, _ = centerface.accepted([(big, np.array([0.3])), nothing], [0.2, 0.5], [1.0, 0.6])  # 120 px: in range
+    assert len(boxes) == 1

@@ -125,26 +125,3 @@ def verifier_probability(feats: np.ndarray, mean=None, std=None, w=None) -> np.n
     w = VERIFIER_W if w is None else w
     z = (feats - mean) / std
     return 1.0 / (1.0 + np.exp(-(z @ w[:-1] + w[-1])))
-
-
-class StrictPyramid:
-    """Second opinion on the already-redacted photo: the short-range model at the scales halfway (in
-    log scale) between the main pyramid's levels, where a face that fell between two main levels is best
-    sized, keeping only confident detections that the face-landmark model also calls a face."""
-
-    name = "blazeface-strict"
-
-    def __init__(self, ladder=(0.84, 0.59, 0.42, 0.3), min_score: float = 0.8, min_presence: float = 0.0,
-                 budget_px: float = 2.5e6):
-        self.ladder, self.min_score, self.min_presence, self.budget_px = tuple(ladder), min_score, min_presence, budget_px
-
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        H, W = rgb.shape[:2]
-        scales = pyramid_scales(W, H, self.ladder, self.budget_px)
-        found = [f for f in pyramid.scan(rgb, scales, "short", self.min_score) if len(f)]
-        out = []
-        for m in fuse(np.concatenate(found)) if found else []:
-            top = m[0]
-            if blazeface.face_presence(rgb, top) >= self.min_presence:
-                out.append(Detection(*map(float, top[:5]), self.name))
-        return out
