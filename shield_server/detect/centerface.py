@@ -70,7 +70,8 @@ OUT_OF_RANGE_MIN = 0.5
 
 
 class CenterFace:
-    """CenterFace over one or more whole-photo passes, their boxes merged by non-maximum suppression."""
+    """CenterFace over whole-photo passes at several scales; the candidates `accepted` keeps are merged by
+    non-maximum suppression."""
 
     def __init__(self, passes=DEFAULT_PASSES, name: str = "centerface"):
         self.passes, self.name = tuple(passes), name
@@ -79,9 +80,9 @@ class CenterFace:
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         height, width = rgb.shape[:2]
-        found = [self.scan(rgb, p.scale_for(width, height), CANDIDATE_MIN) for p in self.passes]
-        boxes, scores = accepted(found, [p.threshold for p in self.passes],
-                                 [p.scale_for(width, height) for p in self.passes])
+        scales = [p.scale_for(width, height) for p in self.passes]
+        found = [self.scan(rgb, scale, CANDIDATE_MIN) for scale in scales]
+        boxes, scores = accepted(found, [p.threshold for p in self.passes], scales)
         keep = _nms(boxes, scores)
         return [Detection(*box, float(score), self.name) for box, score in zip(boxes[keep], scores[keep])]
 
