@@ -68,14 +68,15 @@ def bench_quick(data: Path) -> None:
 
     from shield_server import redact
     from shield_server.detect import default_detector
+    from shield_server.pipeline import _to_face
 
     det, recs, times = default_detector(), load(data), []
     painted = []
     for rec in recs:
         rgb = cv2.cvtColor(cv2.imread(str(data / rec["file"])), cv2.COLOR_BGR2RGB)
         t = time.perf_counter()
-        # Rounded outwards to whole pixels as pipeline._to_face does: the same masks as the contract run.
-        boxes = [(np.floor(d.x0), np.floor(d.y0), np.ceil(d.x1), np.ceil(d.y1)) for d in det.detect(rgb)]
+        # Boxes made whole pixels as the pipeline makes them, so the masks are the contract run's.
+        boxes = [_to_face(d, rgb.shape[1], rgb.shape[0]).box for d in det.detect(rgb)]
         times.append(time.perf_counter() - t)
         painted.append(redact.head_mask(boxes, redact.DEFAULT_MARGIN, rgb.shape[1], rgb.shape[0]))
     print(json.dumps(score_masks(recs, painted), indent=1))

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import onnxruntime
 
-from shield_server.detect.base import Detection
+from shield_server.detect.base import Detection, iou
 
 SIZE_STEP = 32
 # Activations take ~250 MB per megapixel scanned: larger scans go in strips, overlapping by more than the
@@ -165,21 +165,13 @@ def accepted(found: list[tuple[np.ndarray, np.ndarray]], thresholds: list[float]
     kept_boxes, kept_scores = [np.zeros((0, 4))], [np.zeros(0)]
     for i, ((boxes, scores), threshold) in enumerate(zip(found, thresholds)):
         others = np.concatenate([b for j, (b, _) in enumerate(found) if j != i] + [np.zeros((0, 4))])
-        corroborated = np.array([(_iou(box, others) > SAME_FACE_IOU).any() for box in boxes], bool)
+        corroborated = np.array([(iou(box, others) > SAME_FACE_IOU).any() for box in boxes], bool)
         in_range = (boxes[:, 3] - boxes[:, 1]) * scales[i] <= IN_RANGE_MAX
         confident = scores >= np.where(in_range, threshold, max(threshold, OUT_OF_RANGE_MIN))
         keep = confident | ((scores >= CORROBORATED_MIN) & corroborated)
         kept_boxes.append(boxes[keep])
         kept_scores.append(scores[keep])
     return np.concatenate(kept_boxes), np.concatenate(kept_scores)
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x0, y0 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
-    x1, y1 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
-    return inter / np.maximum(union, 1e-9)
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 
 from shield_server.detect import blazeface, pyramid
 from shield_server.detect.base import Detection
+from shield_server.detect.base import iou as box_iou
 
 SHORT_SCALES = (1.4, 1.0, 0.7, 0.5, 0.35, 0.25)
 
@@ -55,17 +56,12 @@ def fuse(cands: np.ndarray, iou: float = 0.3) -> list[np.ndarray]:
     if len(cands) == 0:
         return []
     c = cands[np.argsort(-cands[:, 4], kind="stable")]
-    b = c[:, :4]
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     used = np.zeros(len(c), bool)
     out = []
     for i in range(len(c)):
         if used[i]:
             continue
-        w = np.clip(np.minimum(b[i, 2], b[:, 2]) - np.maximum(b[i, 0], b[:, 0]), 0, None)
-        h = np.clip(np.minimum(b[i, 3], b[:, 3]) - np.maximum(b[i, 1], b[:, 1]), 0, None)
-        inter = w * h
-        members = (inter > iou * (area[i] + area - inter)) & ~used
+        members = (box_iou(c[i, :4], c[:, :4]) > iou) & ~used
         members[i] = True
         used |= members
         out.append(c[members])
