@@ -3,6 +3,8 @@
 """
 
 import base64
+import hashlib
+import hmac
 import http.server
 import json
 import io
@@ -458,7 +460,8 @@ def test_server_stopped_blocks_upload(browser, site, tmp_path):
 def test_wrong_token_blocks_upload(browser, site, shield):
     page = open_site(browser, site, {"port": shield.port, "token": "not-the-token"})
     page.set_input_files("#js-input", ASTRONAUT)
-    text = expect_blocked(page, site, "not_paired")
+    # The server's proof of its own token does not match ours: to the extension, it might be anyone.
+    text = expect_blocked(page, site, "not_photo_shield")
     assert "options" in text
     page.close()
 
@@ -492,15 +495,29 @@ def test_slow_server_blocks_upload(browser, site):
 
 
 class FakeShield:
-    """A loopback stand-in that answers like a broken server would (the real one is used everywhere else)."""
+    """A loopback stand-in that answers like a broken server would (the real one is used everywhere else).
+    It proves knowledge of `token` on /v1/identify; an impostor does not know the token."""
 
-    def __init__(self, report: dict | None):
+    def __init__(self, report: dict | None, token: str = "t", impostor: bool = False):
         self.requests = []
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
+
+            def do_GET(self):
+                fake.requests.append((self.path, dict(self.headers)))
+                url = urllib.parse.urlsplit(self.path)
+                challenge = urllib.parse.parse_qs(url.query).get("challenge", [""])[0]
+                key = (b"a guess" if impostor else token.encode())
+                proof = hmac.new(key, b"photo-shield-proof:" + challenge.encode(), hashlib.sha256).hexdigest()
+                body = json.dumps({"proof": proof}).encode()
+                self.send_response(200 if url.path == "/v1/identify" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) + b"changed"
@@ -534,13 +551,14 @@ def test_answer_without_report_blocks_upload(browser, site):
 
 
 def test_settings_reach_the_server(browser, site):
-    fake = FakeShield(report={"faces": 0, "boxes": [], "width": 512, "height": 512})
+    fake = FakeShield(report={"faces": 0, "boxes": [], "width": 512, "height": 512}, token="t0k")
     try:
         page = open_site(browser, site, {"port": fake.port, "token": "t0k", "fill": "noise", "color": "123abc",
                                          "margin": 0.5, "mode": "people"})
         page.set_input_files("#js-input", ASTRONAUT)
         only_upload(site)
-        ((path, headers),) = fake.requests
+        (identify, headers), (path, headers) = fake.requests
+        assert identify.startswith("/v1/identify?challenge=")
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
         assert urllib.parse.urlsplit(path).path == "/v1/protect"
         assert {k: v[0] for k, v in query.items()} == {
@@ -550,6 +568,23 @@ def test_settings_reach_the_server(browser, site):
         page.close()
     finally:
         fake.stop()
+
+
+def test_program_squatting_on_the_port_gets_neither_token_nor_photo(browser, site):
+    """Photo Shield stopped, another program on its port answering photos with the original: the extension
+    asks it to prove the pairing token first, and it cannot."""
+    impostor = FakeShield(report={"faces": 1, "boxes": [[175, 70, 275, 178]], "width": 512, "height": 512},
+                          token="t", impostor=True)
+    try:
+        page = open_site(browser, site, {"port": impostor.port, "token": "t"})
+        page.set_input_files("#js-input", ASTRONAUT)
+        text = expect_blocked(page, site, "not_photo_shield")
+        assert "options" in text
+        ((path, headers),) = impostor.requests
+        assert path.startswith("/v1/identify?") and "X-Shield-Token" not in headers
+        page.close()
+    finally:
+        impostor.stop()
 
 
 def test_page_fetch_rejects_when_blocked(browser, site):

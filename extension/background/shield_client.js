@@ -19,14 +19,19 @@
     return `http://127.0.0.1:${settings.port}`;
   }
 
-  async function call(settings, path, init) {
+  /** The moment a whole exchange (identity check, then the request) must be over: the one deadline setting. */
+  function deadlineFor(settings) {
+    return Date.now() + settings.timeoutSeconds * 1000;
+  }
+
+  async function call(settings, path, init, { deadline, sendToken = true }) {
     if (!settings.token) throw new ShieldFailure('not_paired', 'no pairing token');
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), settings.timeoutSeconds * 1000);
+    const timer = setTimeout(() => controller.abort(), Math.max(deadline - Date.now(), 0));
     try {
       const response = await fetch(baseUrl(settings) + path, {
         ...init,
-        headers: { ...(init.headers || {}), 'X-Shield-Token': settings.token },
+        headers: { ...(init.headers || {}), ...(sendToken ? { 'X-Shield-Token': settings.token } : {}) },
         signal: controller.signal,
         cache: 'no-store',
         credentials: 'omit',
@@ -40,6 +45,30 @@
       throw new ShieldFailure('server_unreachable', String(error));
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  function hex(buffer) {
+    return [...new Uint8Array(buffer)].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+  }
+
+  /**
+   * Makes the program on the port prove it holds our pairing token (GET /v1/identify, docs/API.md) before
+   * it is sent the token or a photo. A program squatting on the port while Photo Shield is stopped cannot,
+   * so it never sees a photo and cannot answer one with the original.
+   */
+  async function checkIdentity(settings, deadline) {
+    const challenge = hex(crypto.getRandomValues(new Uint8Array(24)));
+    const { response, body } = await call(settings, `/v1/identify?challenge=${challenge}`, { method: 'GET' },
+      { deadline, sendToken: false });
+    let proof = null;
+    try { proof = JSON.parse(new TextDecoder().decode(body)).proof; } catch (_) { /* not JSON */ }
+    const encoder = new TextEncoder();
+    const key = await crypto.subtle.importKey('raw', encoder.encode(settings.token),
+      { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    const expected = hex(await crypto.subtle.sign('HMAC', key, encoder.encode('photo-shield-proof:' + challenge)));
+    if (response.status !== 200 || proof !== expected) {
+      throw new ShieldFailure('not_photo_shield', `no proof of the pairing token (${response.status})`);
     }
   }
 
@@ -64,11 +93,13 @@
       fill: settings.fill, color: settings.color, margin: String(settings.margin),
       format: 'same', mode: settings.mode,
     });
+    const deadline = deadlineFor(settings);
+    await checkIdentity(settings, deadline);
     const { response, body } = await call(settings, `/v1/protect?${query}`, {
       method: 'POST',
       headers: { 'Content-Type': contentType || 'application/octet-stream' },
       body: bytes,
-    });
+    }, { deadline });
     if (response.status !== 200) throw failureFrom(response, body);
     const type = (response.headers.get('Content-Type') || '').split(';')[0].trim().toLowerCase();
     const report = parseReport(response.headers.get('X-Shield-Report'));
@@ -80,7 +111,9 @@
   }
 
   async function health(settings) {
-    const { response, body } = await call(settings, '/v1/health', { method: 'GET' });
+    const deadline = deadlineFor(settings);
+    await checkIdentity(settings, deadline);
+    const { response, body } = await call(settings, '/v1/health', { method: 'GET' }, { deadline });
     if (response.status !== 200) throw failureFrom(response, body);
     let info;
     try { info = JSON.parse(new TextDecoder().decode(body)); } catch (_) { info = null; }

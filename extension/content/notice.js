@@ -69,7 +69,8 @@
   }
 
   const REASONS = ['server_unreachable', 'timeout', 'not_paired', 'forbidden', 'too_large', 'unsupported',
-    'undecodable', 'busy', 'bad_request', 'faces_found', 'unexpected_answer', 'server_error', 'extension_error', 'not_protected_yet'];
+    'undecodable', 'busy', 'bad_request', 'faces_found', 'unexpected_answer', 'not_photo_shield', 'server_error',
+    'extension_error', 'not_protected_yet'];
 
   /** Why an upload was stopped and what to do; resolves 'original' only on an explicit choice. */
   function showBlocked(reason, { canUploadOriginal, fileName }) {
