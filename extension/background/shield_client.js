@@ -3,6 +3,8 @@
 (function (global) {
   'use strict';
 
+  const { toHex } = PhotoShieldBytes;
+
   class ShieldFailure extends Error {
     constructor(reason, detail) {
       super(detail || reason);
@@ -48,17 +50,13 @@
     }
   }
 
-  function hex(buffer) {
-    return [...new Uint8Array(buffer)].map((byte) => byte.toString(16).padStart(2, '0')).join('');
-  }
-
   /**
    * Makes the program on the port prove it holds our pairing token (GET /v1/identify, docs/API.md) before
    * it is sent the token or a photo. A program squatting on the port while Photo Shield is stopped cannot,
    * so it never sees a photo and cannot answer one with the original.
    */
   async function checkIdentity(settings, deadline) {
-    const challenge = hex(crypto.getRandomValues(new Uint8Array(24)));
+    const challenge = toHex(crypto.getRandomValues(new Uint8Array(24)));
     const { response, body } = await call(settings, `/v1/identify?challenge=${challenge}`, { method: 'GET' },
       { deadline, sendToken: false });
     let proof = null;
@@ -66,7 +64,7 @@
     const encoder = new TextEncoder();
     const key = await crypto.subtle.importKey('raw', encoder.encode(settings.token),
       { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-    const expected = hex(await crypto.subtle.sign('HMAC', key, encoder.encode('photo-shield-proof:' + challenge)));
+    const expected = toHex(await crypto.subtle.sign('HMAC', key, encoder.encode('photo-shield-proof:' + challenge)));
     if (response.status !== 200 || proof !== expected) {
       throw new ShieldFailure('not_photo_shield', `no proof of the pairing token (${response.status})`);
     }

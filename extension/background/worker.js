@@ -2,34 +2,19 @@
 // Content scripts only hand over files and put back what this returns.
 if (typeof importScripts === 'function') {
   // Chromium runs this file as a service worker; Firefox loads the same files from background.scripts.
-  importScripts('../common/settings.js', '../common/pin.js', '../common/image_types.js', 'shield_client.js');
+  importScripts('../common/bytes.js', '../common/settings.js', '../common/pin.js', '../common/image_types.js', 'shield_client.js');
 }
 
 (function () {
   'use strict';
 
   const { ShieldFailure } = PhotoShieldClient;
+  const { toBase64, fromBase64 } = PhotoShieldBytes;
   const EXTENSION_ORIGIN = chrome.runtime.getURL('');
   const MAX_REMEMBERED_OUTPUTS = 500;
   PhotoShieldSettings.readManaged(); // start the slow first policy read now, not on the first upload
 
   // ---- helpers -------------------------------------------------------------------------------
-
-  function toBase64(buffer) {
-    const bytes = new Uint8Array(buffer);
-    let text = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) {
-      text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-    }
-    return btoa(text);
-  }
-
-  function fromBase64(text) {
-    const raw = atob(text);
-    const bytes = new Uint8Array(raw.length);
-    for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-    return bytes;
-  }
 
   async function digestOf(bytes) {
     const hash = await crypto.subtle.digest('SHA-256', bytes);

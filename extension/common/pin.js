@@ -4,13 +4,7 @@
 
   const ITERATIONS = 210000;
 
-  function toHex(bytes) {
-    return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, '0')).join('');
-  }
-
-  function fromHex(hex) {
-    return new Uint8Array(hex.match(/../g).map((pair) => parseInt(pair, 16)));
-  }
+  const { toHex, fromHex } = PhotoShieldBytes;
 
   async function derive(pin, salt, iterations) {
     const key = await crypto.subtle.importKey(

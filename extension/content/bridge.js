@@ -31,13 +31,6 @@
     });
   }
 
-  function base64ToBytes(text) {
-    const raw = atob(text);
-    const bytes = new Uint8Array(raw.length);
-    for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
-    return bytes;
-  }
-
   async function askWorker(message) {
     const answer = await chrome.runtime.sendMessage(message);
     return answer || { action: 'blocked', reason: 'extension_error' };
@@ -50,7 +43,8 @@
     const answer = await askWorker({ type: 'protect', name: file.name || '', mime: file.type, data });
     if (answer.action === 'pass' || answer.action === 'already') return file;
     if (answer.action === 'protected') {
-      const result = new File([base64ToBytes(answer.data)], answer.name, { type: answer.type, lastModified: Date.now() });
+      const result = new File([PhotoShieldBytes.fromBase64(answer.data)], answer.name,
+        { type: answer.type, lastModified: Date.now() });
       if (answer.review && (await PhotoShieldNotice.review(result, answer.report)) !== 'upload') return null;
       return result;
     }
