@@ -175,7 +175,20 @@ def _parser() -> argparse.ArgumentParser:
     pair = commands.add_parser("pair", help="show the pairing token for the extension")
     pair.add_argument("--rotate", action="store_true", help="replace the token (re-pair the extension)")
     pair.set_defaults(run=lambda a: _server_command("pair", a))
+
+    svc = commands.add_parser("service", help="start the server at login and restart it on failure")
+    svc.add_argument("action", choices=["install", "uninstall", "status"])
+    svc.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 47321)")
+    svc.add_argument("--no-register", action="store_true",
+                     help="only write the service file; do not register or start it")
+    svc.set_defaults(run=_service_command)
     return parser
+
+
+def _service_command(args) -> int:
+    from shield_server import service
+
+    return service.main(args)
 
 
 def _server_command(name: str, args) -> int:
