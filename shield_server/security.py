@@ -6,6 +6,7 @@ Order of checks for each request: Host (defeats DNS rebinding) -> Origin (refuse
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import threading
@@ -22,6 +23,12 @@ TOKEN_HEADER = "X-Shield-Token"
 PAGE_KEY_HEADER = "X-Shield-Page-Key"
 API_PREFIX = "/v1/"
 IDENTIFY_PATH = "/v1/identify"  # the one API path answered without a token (it proves the server knows it)
+PAGE_PATHS = ("/", "/connect")  # the local pages that carry the page key
+PAIRING_SECRET_HEADER = "X-Shield-Pairing-Secret"
+# One-click pairing (server/pairing_requests.py): an extension opens a request and collects its answer
+# without a token; listing and deciding requests is for the local page (credentials and same user).
+PAIRING_PATH = "/v1/pairing"
+_EXTENSION_PAIRING_CALLS = re.compile(r"(POST /v1/pairing|GET /v1/pairing/[0-9a-f]{32})")
 CORS_EXPOSE_HEADERS = "X-Shield-Report, Content-Disposition"
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{16,256}")
 # A Firefox extension origin is moz-extension://<per-install UUID>.
@@ -39,6 +46,10 @@ class ForbiddenHost(ShieldError):
 
 class ForbiddenOrigin(ShieldError):
     code, status = "forbidden_origin", 403
+
+
+class ForbiddenPeer(ShieldError):
+    code, status = "forbidden_peer", 403
 
 
 class Busy(ShieldError):
@@ -82,6 +93,10 @@ class RequestPolicy:
             return True
         if path == IDENTIFY_PATH:
             return False
+        if _EXTENSION_PAIRING_CALLS.fullmatch(f"{method} {path}"):
+            if not self.is_extension_origin(headers.get("Origin") or ""):
+                raise ForbiddenOrigin("Only the browser extension can ask to pair.")
+            return False
         self.check_credentials(headers)
         self.check_content_length(content_length)
         return False
@@ -94,7 +109,7 @@ class RequestPolicy:
         if not preflight:
             return {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
         answer = {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                  "Access-Control-Allow-Headers": f"{TOKEN_HEADER}, Content-Type", "Access-Control-Max-Age": "600"}
+                  "Access-Control-Allow-Headers": f"{TOKEN_HEADER}, {PAIRING_SECRET_HEADER}, Content-Type", "Access-Control-Max-Age": "600"}
         if headers.get("Access-Control-Request-Private-Network") == "true":
             answer["Access-Control-Allow-Private-Network"] = "true"
         return answer
@@ -119,7 +134,7 @@ class RequestPolicy:
         if origin is not None and origin.lower() not in self.own_origins:
             raise ForbiddenOrigin("The page is only served to this server's own origin.")
         destination = headers.get("Sec-Fetch-Dest")
-        if path == "/" and destination not in (None, "document"):
+        if path in PAGE_PATHS and destination not in (None, "document"):
             raise ForbiddenOrigin("The page can only be opened as a page.")
 
     def check_credentials(self, headers) -> None:
@@ -150,10 +165,35 @@ class RequestPolicy:
         message = f"photo-shield-proof:{challenge}".encode()
         return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
 
+    def check_same_user(self, peer_address: str | None, peer_port: str | None) -> None:
+        """The connection comes from a program of the user running this server (Linux: /proc/net/tcp says
+        which user owns the client's end of a loopback connection). Elsewhere this cannot be told, so the
+        one call that needs it is refused and `shield pair` remains the way to pair."""
+        owner = loopback_peer_uid(peer_address, peer_port, self.port)
+        if owner is None or not hasattr(os, "getuid") or owner != os.getuid():
+            raise ForbiddenPeer("Only the user running Photo Shield can allow a browser to connect "
+                                "(or run `shield pair` and paste the token).")
+
     def check_content_length(self, content_length: int | None) -> None:
         if content_length is not None and content_length > self.max_body_bytes:
             raise TooLarge(f"The upload is {content_length / 1e6:.1f} MB; the limit is "
                            f"{self.max_body_bytes / 1e6:.0f} MB.")
+
+
+def loopback_peer_uid(peer_address: str | None, peer_port: str | None, server_port: int) -> int | None:
+    """The user id owning the client end of the IPv4 loopback connection peer_port -> server_port, or None."""
+    if peer_address != "127.0.0.1" or not str(peer_port or "").isdigit():
+        return None
+    wanted = (f"0100007F:{int(peer_port):04X}", f"0100007F:{int(server_port):04X}")
+    try:
+        with open("/proc/net/tcp", encoding="ascii") as table:
+            for line in table.readlines()[1:]:
+                fields = line.split()
+                if (fields[1], fields[2]) == wanted:
+                    return int(fields[7])
+    except OSError:
+        pass
+    return None
 
 
 def read_body_limited(stream, limit: int) -> bytes:

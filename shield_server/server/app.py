@@ -13,13 +13,16 @@ from werkzeug.exceptions import HTTPException
 from shield_server import __version__, pipeline, security
 from shield_server.errors import BadOptions, ShieldError, TooLarge
 from shield_server.formats import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from shield_server.server.pairing_requests import PairingRequests
 
 log = logging.getLogger("shield.server")
 
 # Room for the multipart envelope around a photo of max_bytes.
 MULTIPART_OVERHEAD = 64 * 1024
 WEB_FOLDER = Path(__file__).resolve().parent.parent / "web"
-WEB_FILES = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+WEB_FILES = {"app.js": "text/javascript; charset=utf-8", "connect.js": "text/javascript; charset=utf-8",
+             "style.css": "text/css; charset=utf-8"}
+WEB_PAGES = {"/": "index.html", "/connect": "connect.html"}  # the pages that carry the page key
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
@@ -58,6 +61,7 @@ def create_app(config: ServerConfig) -> Flask:
     policy = security.RequestPolicy(config.port, config.token_store, config.allowed_origins,
                                     config.max_bytes + MULTIPART_OVERHEAD)
     admission = security.Admission(config.max_active, config.max_waiting, config.queue_deadline_s)
+    pairings = PairingRequests(config.token_store)
 
     @app.before_request
     def check_request():
@@ -105,6 +109,26 @@ def create_app(config: ServerConfig) -> Flask:
     def identify():
         return {"proof": policy.server_proof(request.args.get("challenge"))}
 
+    @app.post(security.PAIRING_PATH)
+    def open_pairing():
+        return pairings.open(request.headers["Origin"])
+
+    @app.get(f"{security.PAIRING_PATH}/<request_id>")
+    def collect_pairing(request_id: str):
+        return pairings.collect(request_id, request.headers.get(security.PAIRING_SECRET_HEADER, ""))
+
+    @app.get(security.PAIRING_PATH)
+    def pending_pairings():
+        return {"requests": pairings.pending()}
+
+    @app.post(f"{security.PAIRING_PATH}/<request_id>/<decision>")
+    def decide_pairing(request_id: str, decision: str):
+        if decision not in ("allow", "refuse"):
+            return error_response("not_found", "Not found.", 404)
+        policy.check_same_user(request.environ.get("REMOTE_ADDR"), request.environ.get("REMOTE_PORT"))
+        pairings.decide(request_id, decision == "allow")
+        return {"ok": True}
+
     @app.post("/v1/protect")
     def protect():
         data, options = _photo_and_options(config)
@@ -123,8 +147,9 @@ def create_app(config: ServerConfig) -> Flask:
         return {"faces": [face.as_dict() for face in faces], "width": width, "height": height}
 
     @app.get("/")
-    def index():
-        html = _web_text("index.html").replace("__SHIELD_PAGE_KEY__", policy.page_key)
+    @app.get("/connect")
+    def page():  # security.PAGE_PATHS: served as documents only
+        html = _web_text(WEB_PAGES[request.path]).replace("__SHIELD_PAGE_KEY__", policy.page_key)
         return Response(html, mimetype="text/html")
 
     @app.get("/<name>")
