@@ -25,10 +25,11 @@ API_PREFIX = "/v1/"
 IDENTIFY_PATH = "/v1/identify"  # the one API path answered without a token (it proves the server knows it)
 PAGE_PATHS = ("/", "/connect")  # the local pages that carry the page key
 PAIRING_SECRET_HEADER = "X-Shield-Pairing-Secret"
-# One-click pairing (server/pairing_requests.py): an extension opens a request and collects its answer
-# without a token; listing and deciding requests is for the local page (credentials and same user).
+# One-click pairing (server/pairing_requests.py): only an extension opens a request; collecting its answer
+# needs no token but the request's secret (browsers send no Origin on an extension's GET); listing and
+# deciding requests is for the local page (credentials and same user).
 PAIRING_PATH = "/v1/pairing"
-_EXTENSION_PAIRING_CALLS = re.compile(r"(POST /v1/pairing|GET /v1/pairing/[0-9a-f]{32})")
+_PAIRING_COLLECT = re.compile(r"/v1/pairing/[0-9a-f]{32}")
 CORS_EXPOSE_HEADERS = "X-Shield-Report, Content-Disposition"
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{16,256}")
 # A Firefox extension origin is moz-extension://<per-install UUID>.
@@ -93,9 +94,11 @@ class RequestPolicy:
             return True
         if path == IDENTIFY_PATH:
             return False
-        if _EXTENSION_PAIRING_CALLS.fullmatch(f"{method} {path}"):
+        if method == "POST" and path == PAIRING_PATH:
             if not self.is_extension_origin(headers.get("Origin") or ""):
                 raise ForbiddenOrigin("Only the browser extension can ask to pair.")
+            return False
+        if method == "GET" and _PAIRING_COLLECT.fullmatch(path):
             return False
         self.check_credentials(headers)
         self.check_content_length(content_length)

@@ -2,7 +2,8 @@
 // Content scripts only hand over files and put back what this returns.
 if (typeof importScripts === 'function') {
   // Chromium runs this file as a service worker; Firefox loads the same files from background.scripts.
-  importScripts('../common/bytes.js', '../common/settings.js', '../common/pin.js', '../common/image_types.js', 'shield_client.js');
+  importScripts('../common/bytes.js', '../common/settings.js', '../common/pin.js', '../common/image_types.js', 'shield_client.js',
+    'pairing.js');
 }
 
 (function () {
@@ -180,6 +181,29 @@ if (typeof importScripts === 'function') {
     }
   }
 
+  // One-click pairing. In a locked profile it needs the PIN: pairing to a program squatting on the port
+  // would hand it the photos, so a child must not be able to re-pair alone.
+  async function startPairing({ pin }) {
+    const refusal = await authorize(pin);
+    if (refusal) return { ok: false, reason: refusal };
+    const state = await PhotoShieldSettings.load();
+    if (state.managedKeys.includes('token')) return { ok: false, reason: 'managed' };
+    return PhotoShieldPairing.start(state.settings);
+  }
+
+  async function pollPairing({ pin }) {
+    const answer = await PhotoShieldPairing.poll((await PhotoShieldSettings.load()).settings);
+    if (answer.status !== 'allowed') return answer;
+    const saved = await saveSettings({ patch: { token: answer.token }, pin });
+    return saved.ok ? { ok: true, status: 'allowed' } : { ok: false, reason: saved.error };
+  }
+
+  chrome.runtime.onInstalled.addListener(async ({ reason }) => {
+    if (reason !== 'install') return;
+    const { settings } = await PhotoShieldSettings.load();
+    if (!settings.token) chrome.tabs.create({ url: chrome.runtime.getURL('welcome/welcome.html') });
+  });
+
   async function resetStats() {
     await chrome.storage.local.set({ stats: { photos: 0, faces: 0 } });
     return { ok: true };
@@ -189,7 +213,7 @@ if (typeof importScripts === 'function') {
 
   const PAGE_MESSAGES = { siteStatus: (m, s) => siteStatus(s), protect, allowOriginalOnce };
   const EXTENSION_PAGE_MESSAGES = {
-    getState: publicState, saveSettings, setPin, removePin, testConnection, resetStats,
+    getState: publicState, saveSettings, setPin, removePin, testConnection, resetStats, startPairing, pollPairing,
   };
 
   chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
