@@ -12,7 +12,19 @@ EXTRAS=$([ "$MODE" = test ] && echo "[test]" || echo "")
 STAMP=.venv/.photo-shield-setup
 HASH=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 DONE=$(cat "$STAMP" 2>/dev/null || true)
+# `shield` on the PATH: a link in ~/.local/bin (on the PATH of most desktop logins), never over another file.
+link_shield() {
+  local bin="$HOME/.local/bin" target="$PWD/.venv/bin/shield"
+  mkdir -p "$bin"
+  if [ -e "$bin/shield" ] && [ ! -L "$bin/shield" ]; then
+    echo "setup: $bin/shield exists and is not ours; run $target instead" >&2
+  elif [ "$(readlink "$bin/shield" 2>/dev/null)" != "$target" ]; then
+    ln -sfn "$target" "$bin/shield"
+    case ":$PATH:" in *":$bin:"*) ;; *) echo "setup: add $bin to your PATH to run \`shield\` from any shell" >&2;; esac
+  fi
+}
 if [ -x .venv/bin/python ] && { [ "$DONE" = "test $HASH" ] || [ "$DONE" = "$MODE $HASH" ]; }; then
+  link_shield
   exit 0
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
@@ -32,4 +44,5 @@ if .venv/bin/python -m pip list 2>/dev/null | grep -qiE '^opencv-python(-headles
   echo "setup: a second OpenCV wheel (opencv-python) is installed beside opencv-contrib-python; remove it" >&2
   exit 1
 fi
+link_shield
 echo "$MODE $HASH" > "$STAMP"

@@ -1,9 +1,11 @@
 """The installed environment: only what runs, and `pip check` quiet but for the two documented packages."""
 
+import os
 import re
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 from packaging.requirements import Requirement
 
@@ -61,3 +63,16 @@ def test_runtime_install_is_light():
         dist = metadata.distribution(name)
         total += sum(f.size or 0 for f in dist.files or [])
     assert total / 1e6 <= RUNTIME_MB_BOUND, f"runtime packages take {total / 1e6:.0f} MB"
+
+
+def test_setup_puts_shield_on_the_path(tmp_path):
+    """scripts/setup.sh links ~/.local/bin/shield to this checkout's command, and that command works."""
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", "scripts/setup.sh", "--test"], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    link = tmp_path / ".local" / "bin" / "shield"
+    assert link.resolve() == (repo / ".venv" / "bin" / "shield").resolve()
+    version = subprocess.run([str(link), "--version"], env=env, capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("shield "), version
