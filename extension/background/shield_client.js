@@ -56,6 +56,7 @@
    * so it never sees a photo and cannot answer one with the original.
    */
   async function checkIdentity(settings, deadline) {
+    if (!settings.token) throw new ShieldFailure('not_paired', 'no pairing token');
     const challenge = toHex(crypto.getRandomValues(new Uint8Array(24)));
     const { response, body } = await call(settings, `/v1/identify?challenge=${challenge}`, { method: 'GET' },
       { deadline, sendToken: false });
