@@ -1,5 +1,6 @@
 """Load: 50 clients at once, each with its own 3 MP photo. Every client gets its own protected photo or a
-429/503; nobody gets another client's photo or an unprotected one; memory stays bounded."""
+429/503; nobody gets another client's photo or an unprotected one; memory stays bounded. Then small files
+that declare huge later frames, pages or pictures: refused, the server's memory bounded, the server up."""
 
 import io
 import json
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photos import ASTRONAUT_FACE, astronaut, core, encode
+from photos import (ASTRONAUT_FACE, astronaut, core, encode, gif_declaring, heic_declaring_second_image,
+                    tiff_declaring)
 from server_process import start_server
 
 CLIENTS = 50
@@ -123,3 +125,43 @@ def test_fifty_concurrent_clients(server):
     # waitress holds (16 connections at most) and the answers in flight.
     assert growth < 600e6, f"50 clients took the server {growth / 1e6:.0f} MB beyond two photos at once"
     assert server.request("GET", "/v1/health").status == 200
+
+
+# Each was measured on the engine before it measured every frame: 4.1 GB for the GIF with frame 2 at
+# 16000x16000, 3.4 GB for the TIFF with page 2 at 16000x16000, 1.6 GB for the HEIC.
+BOMBS = {
+    "gif_frame_2_of_8000x8000": lambda: gif_declaring([(8000, 8000)]),
+    "gif_frame_2_of_16000x16000": lambda: gif_declaring([(16000, 16000)]),
+    "gif_frames_of_6000x6000": lambda: gif_declaring([(6000, 6000)] * 3),
+    "tiff_page_2_of_16000x16000": lambda: tiff_declaring([(64, 48), (16000, 16000)]),
+    "tiff_page_2_of_60000x60000": lambda: tiff_declaring([(64, 48), (60000, 60000)]),
+    "heic_second_image_of_64_mp": lambda: heic_declaring_second_image(8000, 8000),
+}
+
+
+@pytest.mark.parametrize("name", BOMBS)
+def test_files_declaring_huge_later_frames_are_refused_with_memory_bounded(server, name):
+    bomb = BOMBS[name]()
+    assert len(bomb) < 100_000
+    assert server.request("POST", "/v1/protect", body=encode(astronaut(), "PNG")).status == 200  # engine warm
+    before = server.rss_bytes()
+    peak = [before]
+    sampling = threading.Event()
+
+    def sample_memory():
+        while not sampling.is_set():
+            peak[0] = max(peak[0], server.rss_bytes())
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample_memory)
+    sampler.start()
+    try:
+        replies = [server.request("POST", "/v1/protect", body=bomb, timeout=60) for _ in range(3)]
+    finally:
+        sampling.set()
+        sampler.join()
+    growth = peak[0] - before
+    assert growth < 100e6, f"{name} took the server {growth / 1e6:.0f} MB"
+    for reply in replies:
+        assert reply.status == 413 and reply.json()["error"] == "too_large", reply
+    assert server.alive() and server.request("GET", "/v1/health").status == 200
