@@ -175,15 +175,18 @@ def webp_chunk_types(data: bytes) -> list[bytes]:
 
 def multi_image_still(writer: str, primary: np.ndarray, second: np.ndarray, orientation: int = 1) -> bytes:
     """A still with a second picture (MPO/MPF JPEG, two-page TIFF, HEIC with two images), written by Pillow /
-    pillow-heif; `orientation` goes into the EXIF of every picture."""
+    pillow-heif; `orientation` goes into the EXIF of every picture (for HEIC: into its irot box, which is what
+    HEIF viewers apply)."""
     import pillow_heif
 
     pillow_heif.register_heif_opener()
     exif = Image.Exif()
     exif[0x0112] = orientation
+    pictures = [Image.fromarray(primary), Image.fromarray(second)]
+    for picture in pictures:
+        picture.info["exif"] = exif.tobytes()  # pillow-heif turns this into the picture's rotation box
     out = io.BytesIO()
-    Image.fromarray(primary).save(out, writer, save_all=True, append_images=[Image.fromarray(second)],
-                                  exif=exif.tobytes())
+    pictures[0].save(out, writer, save_all=True, append_images=pictures[1:], exif=exif.tobytes())
     return out.getvalue()
 
 

@@ -191,11 +191,10 @@ def test_animation_orientation_is_applied_to_every_frame(fmt):
     assert_each_frame_protected(frames)
 
 
-# A still with extra pictures: MPO (Pillow's MPF writer), a two-page TIFF, a HEIC with two images. EXIF
-# orientation is what JPEG and TIFF viewers apply; HEIF viewers apply the container's own rotation boxes
-# (libheif does), so the HEIC is stored upright.
+# A still with extra pictures: MPO (Pillow's MPF writer), a two-page TIFF, a HEIC with two images, each
+# stored sideways with the orientation that turns it upright for the viewer.
 STILLS = {"mpo-orientation-6": ("MPO", 6), "mpo-orientation-8": ("MPO", 8), "tiff-orientation-6": ("TIFF", 6),
-          "heic": ("HEIF", 1)}
+          "heic-rotated": ("HEIF", 6)}
 
 
 def still_with_two_faces(name: str) -> bytes:
