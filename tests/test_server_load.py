@@ -2,6 +2,7 @@
 429/503; nobody gets another client's photo or an unprotected one; memory stays bounded. Then small files
 that declare huge later frames, pages or pictures: refused, the server's memory bounded, the server up."""
 
+import contextlib
 import io
 import json
 import threading
@@ -57,6 +58,26 @@ def test_photos_are_distinguishable():
     assert read_marker(pixels) == 37 and not face_is_replaced(pixels)
 
 
+@contextlib.contextmanager
+def peak_rss(server, every: float = 0.05):
+    """Samples the server's RSS while the block runs; yields a one-item list that holds the peak."""
+    peak = [server.rss_bytes()]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], server.rss_bytes())
+            time.sleep(every)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()
+
+
 def warm_up(server, photo: bytes) -> None:
     """Two photos at once, as the queue allows: the engine's buffers and caches reach their working size."""
     pair = [threading.Thread(target=server.request, args=("POST", "/v1/protect"), kwargs={"body": photo})
@@ -72,13 +93,6 @@ def test_fifty_concurrent_clients(server):
     answers = {}
     start_gate = threading.Barrier(CLIENTS)
     started_rss = server.rss_bytes()
-    peak_rss = [started_rss]
-    sampling = threading.Event()
-
-    def sample_memory():
-        while not sampling.is_set():
-            peak_rss[0] = max(peak_rss[0], server.rss_bytes())
-            time.sleep(0.05)
 
     def client(n: int):
         start_gate.wait()
@@ -86,24 +100,18 @@ def test_fifty_concurrent_clients(server):
 
     # The baseline is the peak while two photos are processed at once: the detectors free their working
     # memory after each photo, so the RSS after the warm-up would leave out what one photo in flight takes.
-    sampler = threading.Thread(target=sample_memory)
-    sampler.start()
-    warm_up(server, photos[0])
-    sampling.set()
-    sampler.join()
-    baseline_rss = peak_rss[0]
-    sampling.clear()
-    sampler = threading.Thread(target=sample_memory)
-    sampler.start()
-    started = time.perf_counter()
-    clients = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
-    for thread in clients:
-        thread.start()
-    for thread in clients:
-        thread.join(180)
-    seconds = time.perf_counter() - started
-    sampling.set()
-    sampler.join()
+    with peak_rss(server) as warm_peak:
+        warm_up(server, photos[0])
+    baseline_rss = warm_peak[0]
+    with peak_rss(server) as load_peak:
+        started = time.perf_counter()
+        clients = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(180)
+        seconds = time.perf_counter() - started
+    peak_rss_under_load = max(load_peak[0], baseline_rss)
 
     assert sorted(answers) == list(range(CLIENTS)), f"clients without an answer: {set(range(CLIENTS)) - set(answers)}"
     counts = Counter(reply.status for reply in answers.values())
@@ -118,9 +126,10 @@ def test_fifty_concurrent_clients(server):
         assert read_marker(pixels) == n, f"client {n} got another client's photo"
         assert face_is_replaced(pixels), f"client {n} got an unprotected photo"
         assert json.loads(reply.headers["X-Shield-Report"])["faces"] >= 1
-    growth = peak_rss[0] - baseline_rss
+    growth = peak_rss_under_load - baseline_rss
     print(f"\nload: {CLIENTS} clients in {seconds:.1f}s; answers {dict(counts)}; RSS {started_rss / 1e6:.0f} MB "
-          f"at start, {baseline_rss / 1e6:.0f} MB peak with 2 photos, peak {peak_rss[0] / 1e6:.0f} MB under load")
+          f"at start, {baseline_rss / 1e6:.0f} MB peak with 2 photos, peak {peak_rss_under_load / 1e6:.0f} MB "
+          "under load")
     # The queue bounds the work to 2 photos, so 50 clients cost little more than 2 photos at once: the uploads
     # waitress holds (16 connections at most) and the answers in flight.
     assert growth < 600e6, f"50 clients took the server {growth / 1e6:.0f} MB beyond two photos at once"
@@ -145,21 +154,8 @@ def test_files_declaring_huge_later_frames_are_refused_with_memory_bounded(serve
     assert len(bomb) < 100_000
     assert server.request("POST", "/v1/protect", body=encode(astronaut(), "PNG")).status == 200  # engine warm
     before = server.rss_bytes()
-    peak = [before]
-    sampling = threading.Event()
-
-    def sample_memory():
-        while not sampling.is_set():
-            peak[0] = max(peak[0], server.rss_bytes())
-            time.sleep(0.01)
-
-    sampler = threading.Thread(target=sample_memory)
-    sampler.start()
-    try:
+    with peak_rss(server, every=0.01) as peak:
         replies = [server.request("POST", "/v1/protect", body=bomb, timeout=60) for _ in range(3)]
-    finally:
-        sampling.set()
-        sampler.join()
     growth = peak[0] - before
     assert growth < 100e6, f"{name} took the server {growth / 1e6:.0f} MB"
     for reply in replies:
