@@ -237,3 +237,14 @@ def heic_declaring_second_image(width: int, height: int) -> bytes:
     assert at > 0, "the second image's ispe box was not found"
     struct.pack_into(">II", data, at + 8, width, height)
     return bytes(data)
+
+
+def mpo_declaring_second_picture(width: int, height: int) -> bytes:
+    """A real MPO (the astronaut, then a small grey picture) whose second picture's frame header is rewritten
+    to declare width x height."""
+    data = bytearray(multi_image_still("MPO", astronaut()[::4, ::4], np.full((64, 80, 3), 128, np.uint8)))
+    sof = b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", 64, 80)
+    at = data.find(sof)
+    assert at > 0 and data.count(sof) == 1, "the second picture's frame header was not found"
+    struct.pack_into(">HH", data, at + 5, height, width)
+    return bytes(data)

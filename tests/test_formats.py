@@ -10,9 +10,9 @@ import pillow_heif
 from PIL import Image, ImageFile, ImageOps
 
 from photos import (ASTRONAUT_FACE, SECRET, STORE_TRANSPOSE, astronaut, core, decode, encode, gif_declaring,
-                    heic_declaring_second_image, jpeg_markers, jpeg_with_metadata, multi_image_still,
-                    oriented_jpeg, outside_heads, png_chunk_types, png_with_metadata, tiff_declaring,
-                    webp_chunk_types)
+                    heic_declaring_second_image, jpeg_markers, jpeg_with_metadata, mpo_declaring_second_picture,
+                    multi_image_still, oriented_jpeg, outside_heads, png_chunk_types, png_with_metadata,
+                    tiff_declaring, webp_chunk_types)
 from shield_server import formats
 from shield_server.errors import TooLarge, UndecodableImage, UnsupportedImage
 from shield_server.pipeline import ProtectOptions, protect
@@ -288,6 +288,7 @@ LATER_BOMBS = {
     "tiff_page_2_of_8000x8000": (lambda: tiff_declaring([(64, 48), (8000, 8000)]), {}),
     "tiff_page_2_of_60000x60000": (lambda: tiff_declaring([(64, 48), (60000, 60000)]), {}),
     "heic_second_image_of_64_mp": (lambda: heic_declaring_second_image(8000, 8000), {}),
+    "mpo_second_picture_of_64_mp": (lambda: mpo_declaring_second_picture(8000, 8000), {}),
     "apng_frames_together": (lambda: animation("PNG", small_frames), {"max_pixels": 300_000}),
     "apng_announcing_a_million_frames": (lambda: apng_declaring(64, 64, 1_000_000), {}),
     "webp_frames_together": (lambda: animation("WEBP", small_frames), {"max_pixels": 300_000}),
@@ -317,6 +318,7 @@ def test_files_with_small_later_frames_pages_and_pictures_are_accepted():
     assert len(formats.decode(gif_declaring([(1, 1)])).frames) == 2
     assert formats.decode(tiff_declaring([(64, 48), (8, 8)])).dropped == 1
     assert formats.decode(heic_declaring_second_image(80, 64)).dropped == 1
+    assert formats.decode(mpo_declaring_second_picture(80, 64)).dropped == 1
     assert len(formats.decode(animation("PNG", small_frames), max_pixels=400_000).frames) == 5
 
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from photos import (ASTRONAUT_FACE, astronaut, core, encode, gif_declaring, heic_declaring_second_image,
-                    tiff_declaring)
+                    mpo_declaring_second_picture, tiff_declaring)
 from server_process import start_server
 
 CLIENTS = 50
@@ -145,6 +145,7 @@ BOMBS = {
     "tiff_page_2_of_16000x16000": lambda: tiff_declaring([(64, 48), (16000, 16000)]),
     "tiff_page_2_of_60000x60000": lambda: tiff_declaring([(64, 48), (60000, 60000)]),
     "heic_second_image_of_64_mp": lambda: heic_declaring_second_image(8000, 8000),
+    "mpo_second_picture_of_64_mp": lambda: mpo_declaring_second_picture(8000, 8000),
 }
 
 
