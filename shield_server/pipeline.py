@@ -98,13 +98,15 @@ class ProtectResult:
     width: int
     height: int
     faces: list[Face]
-    frames: int
+    frames: int  # frames in the output
     timings_ms: dict[str, float] = field(default_factory=dict)
+    dropped: int = 0  # images of the input not in the output (a still's extra pictures or pages)
 
     def report(self) -> dict:
         return {"faces": len(self.faces), "boxes": [list(f.box) for f in self.faces],
                 "detections": [f.as_dict() for f in self.faces], "width": self.width, "height": self.height,
-                "frames": self.frames, "format": self.extension, "timings_ms": self.timings_ms}
+                "frames": self.frames, "dropped_images": self.dropped, "format": self.extension,
+                "timings_ms": self.timings_ms}
 
 
 class _Stopwatch:
@@ -162,7 +164,8 @@ def _verify(frames, mask: np.ndarray, options: ProtectOptions) -> None:
 def protect(data: bytes, options: ProtectOptions = ProtectOptions()) -> ProtectResult:
     clock = _Stopwatch()
     image = formats.decode(data, options.max_bytes, options.max_pixels)
-    fmt = formats.output_format(image.source_format, options.format, image.has_alpha)
+    fmt = formats.output_format(image.source_format, options.format, image.has_alpha, len(image.frames) > 1)
+    formats.keep_what_fits(image, fmt)
     clock.lap("decode")
 
     faces = _find_faces(image.frames, default_detector())
@@ -184,7 +187,7 @@ def protect(data: bytes, options: ProtectOptions = ProtectOptions()) -> ProtectR
     encoded = formats.encode(image, fmt)
     clock.lap("encode")
     return ProtectResult(encoded, formats.mime_type(fmt), formats.extension(fmt), image.width, image.height,
-                         faces, len(image.frames), clock.total())
+                         faces, len(image.frames), clock.total(), image.dropped)
 
 
 def detect_only(data: bytes, options: ProtectOptions = ProtectOptions()) -> tuple[list[Face], int, int]:
