@@ -171,3 +171,16 @@ def webp_chunk_types(data: bytes) -> list[bytes]:
         types.append(kind)
         at += 8 + length + (length & 1)
     return types
+
+
+def missed_face_scene() -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The astronaut (a face the detector finds) beside a second copy of his face, 100 px wide, with eyes, nose
+    and mouth painted over in skin colour: a face the shipped detector misses. Returns (800x512 RGB, its box)."""
+    crop = Image.fromarray(_astronaut()[50:185, 165:285]).resize((100, 112))
+    face = np.array(crop)
+    skin = face[22, 50].copy()
+    face[28:95, 10:90] = skin
+    scene = np.full((512, 800, 3), (90, 140, 90), np.uint8)
+    scene[:, :512] = _astronaut()
+    scene[300:412, 620:720] = face
+    return scene, (620, 300, 720, 412)
