@@ -19,7 +19,8 @@ log = logging.getLogger("shield.server")
 # Room for the multipart envelope around a photo of max_bytes.
 MULTIPART_OVERHEAD = 64 * 1024
 WEB_FOLDER = Path(__file__).resolve().parent.parent / "web"
-WEB_FILES = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+WEB_FILES = {name: "text/javascript; charset=utf-8" for name in ("app.js", "editor.js", "i18n.js", "zip.js")} | {
+    name: "text/css; charset=utf-8" for name in ("style.css", "editor.css")}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
