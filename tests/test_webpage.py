@@ -172,6 +172,7 @@ def test_draw_over_a_missed_face_and_untick_a_detection(shield_server, page):
     untouched = decode(downloaded(page, result.locator(".download")))
     assert np.array_equal(untouched[300:412, 620:720], scene[300:412, 620:720])  # the detector missed it
 
+    result.locator(".after img").scroll_into_view_if_needed()
     shown = result.locator(".after img").bounding_box()
     scale = shown["width"] / 800
     x0, y0, x1, y1 = missed
@@ -267,5 +268,28 @@ def test_french_spinner_and_download_all(shield_server, browser):
         assert sorted(archive.namelist()) == ["a (2)-protected.png", "a-protected.png"]
         for name in archive.namelist():
             assert any(np.array_equal(decode(archive.read(name)), single) for single in singles)
+    finally:
+        context.close()
+
+
+def test_draw_a_region_with_a_finger(shield_server, browser):
+    context = browser.new_context(accept_downloads=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{shield_server.base_url}/")
+        scene, missed = pick_scene(page)
+        page.locator(".result .after img").scroll_into_view_if_needed()  # touches off the screen are cancelled
+        shown = page.locator(".result .after img").bounding_box()
+        scale = shown["width"] / 800
+        x0, y0, x1, y1 = missed
+        cdp = context.new_cdp_session(page)
+        points = [(x0 - 2, y0 - 2), ((x0 + x1) / 2, (y0 + y1) / 2), (x1 + 2, y1 + 2)]
+        for kind, (x, y) in zip(["touchStart", "touchMove", "touchMove"], points):
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+                {"x": shown["x"] + x * scale, "y": shown["y"] + y * scale}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        settle(page, "1 region added")
+        covered = decode(downloaded(page, page.locator(".result .download")))
+        assert (covered[y0:y1, x0:x1] == 0).all()
     finally:
         context.close()
