@@ -19,6 +19,7 @@ TOP_FACTOR = 1.6
 
 FILLS = ("solid", "noise", "sticker")
 REFUSED_FILLS = ("blur", "pixelate", "pixelize", "mosaic")
+MIN_FEATURE_SIDE = 6  # pixels: a sticker drawn smaller than this is its background colour alone
 
 
 def head_ellipse_box(box, margin: float) -> tuple[float, float, float, float]:
@@ -78,7 +79,9 @@ def replacement(mask: np.ndarray, fill: str, color: tuple[int, int, int], sticke
     canvas = Image.new("RGB", (window.shape[1], window.shape[0]), background)
     draw = ImageDraw.Draw(canvas)
     for x0, y0, x1, y1 in sticker_boxes:
-        draw_features(draw, _Square(x0 - left, y0 - top, x1 - left, y1 - top))
+        square = _Square(x0 - left, y0 - top, x1 - left, y1 - top)
+        if square.side >= MIN_FEATURE_SIDE:
+            draw_features(draw, square)
     return np.asarray(canvas)[window]
 
 
@@ -115,12 +118,7 @@ def _star_points(square: _Square, points: int = 5, outer: float = 0.42, inner: f
     return [square.point(0.5 + r * np.cos(a), 0.5 + r * np.sin(a)) for r, a in zip(radii, angles)]
 
 
-MIN_FEATURE_SIDE = 6  # below this many pixels a sticker is its background colour alone
-
-
 def _smile(draw: ImageDraw.ImageDraw, s: _Square) -> None:
-    if s.side < MIN_FEATURE_SIDE:
-        return
     ink = (92, 56, 20)
     draw.ellipse(s.box(0.30, 0.30, 0.40, 0.45), fill=ink)
     draw.ellipse(s.box(0.60, 0.30, 0.70, 0.45), fill=ink)
@@ -128,8 +126,6 @@ def _smile(draw: ImageDraw.ImageDraw, s: _Square) -> None:
 
 
 def _cat(draw: ImageDraw.ImageDraw, s: _Square) -> None:
-    if s.side < MIN_FEATURE_SIDE:
-        return
     ink = (60, 40, 30)
     draw.ellipse(s.box(0.28, 0.32, 0.40, 0.46), fill=(70, 150, 70))
     draw.ellipse(s.box(0.60, 0.32, 0.72, 0.46), fill=(70, 150, 70))
@@ -140,8 +136,6 @@ def _cat(draw: ImageDraw.ImageDraw, s: _Square) -> None:
 
 
 def _heart(draw: ImageDraw.ImageDraw, s: _Square) -> None:
-    if s.side < MIN_FEATURE_SIDE:
-        return
     red = (220, 30, 70)
     draw.ellipse(s.box(0.15, 0.22, 0.52, 0.58), fill=red)
     draw.ellipse(s.box(0.48, 0.22, 0.85, 0.58), fill=red)
@@ -149,14 +143,10 @@ def _heart(draw: ImageDraw.ImageDraw, s: _Square) -> None:
 
 
 def _star(draw: ImageDraw.ImageDraw, s: _Square) -> None:
-    if s.side < MIN_FEATURE_SIDE:
-        return
     draw.polygon(_star_points(s), fill=(255, 210, 40))
 
 
 def _flower(draw: ImageDraw.ImageDraw, s: _Square) -> None:
-    if s.side < MIN_FEATURE_SIDE:
-        return
     for angle in np.arange(6) * np.pi / 3:
         u, v = 0.5 + 0.24 * np.cos(angle), 0.5 + 0.24 * np.sin(angle)
         draw.ellipse(s.box(u - 0.15, v - 0.15, u + 0.15, v + 0.15), fill=(255, 255, 255))

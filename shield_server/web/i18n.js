@@ -28,15 +28,7 @@ const MESSAGES = {
     restarted: "The server was restarted: reload this page.",
     busy: "The server stayed busy; try again in a moment.",
     zipFailed: (message) => `The archive could not be made: ${message}`,
-    editor: {
-      addRegion: "Add a region", undo: "Undo",
-      hint: "Drag on the photo to cover something more; click an outlined face to leave it as it is. " +
-        "Keyboard: select a region, arrows move it, Shift+arrows resize it, Delete removes it.",
-      detection: "Detected face, replaced (click to keep it as it is)",
-      keptDetection: "Detected face, kept as it is (click to replace it)",
-      region: "Added region (arrows move, Shift+arrows resize, Delete removes)",
-      working: "Protecting…",
-    },
+    editor: {},  // editor.js speaks English by itself
   },
   fr: {
     title: "Photo Shield",
