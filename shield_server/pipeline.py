@@ -116,13 +116,22 @@ def parse_boxes(name: str, text: str) -> tuple[Box, ...]:
     return tuple(tuple(box) for box in value)
 
 
+def _finite_number(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def _check_boxes(name: str, boxes) -> None:
     if len(boxes) > MAX_REGIONS:
         raise BadOptions(f"'{name}' has {len(boxes)} boxes; at most {MAX_REGIONS} are accepted.")
     for box in boxes:
         if len(box) != 4:
             raise BadOptions(f"Each box of '{name}' must have 4 numbers [x0, y0, x1, y1]; got {list(box)!r:.80}.")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box):
+        if not all(_finite_number(v) for v in box):
             raise BadOptions(f"A box of '{name}' holds something that is not a number: {list(box)!r:.80}.")
         x0, y0, x1, y1 = box
         if x1 <= x0 or y1 <= y0:

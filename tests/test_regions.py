@@ -113,6 +113,7 @@ def test_regions_and_keep_as_multipart_fields(shield_server, scene):
     ({"regions": "[[1, 2, true, 4]]"}, "not a number"),
     ({"regions": "[[1, 2, NaN, 4]]"}, "not valid JSON"),
     ({"regions": "[[1, 2, 1e999, 4]]"}, "not a number"),
+    ({"regions": "[[1, 2, 1" + "0" * 400 + ", 4]]"}, "not a number"),
     ({"regions": "[[10, 10, 10, 20]]"}, "empty or inverted"),
     ({"regions": "[[30, 10, 20, 20]]"}, "empty or inverted"),
     ({"regions": "[[-1, 10, 20, 20]]"}, "outside the 800x512 photo"),
