@@ -103,7 +103,8 @@ def _redact(args) -> int:
     from shield_server.pipeline import ProtectOptions
 
     output_format = args.format or (SUFFIX_FORMATS.get(Path(args.output).suffix.lower()) if args.output else None)
-    given = {"fill": args.fill, "margin": args.margin, "format": output_format, "mode": args.mode}
+    given = {"fill": args.fill, "margin": args.margin, "format": output_format, "mode": args.mode,
+             "sticker": args.sticker, "regions": _boxes_json(args.region), "keep": _boxes_json(args.keep)}
     options = ProtectOptions.from_params({k: str(v) for k, v in given.items() if v is not None})
     jobs = _plan(args)
     if not jobs:
@@ -139,6 +140,11 @@ def _redact(args) -> int:
     return 1 if failures else 0
 
 
+def _boxes_json(boxes: list[str] | None) -> str | None:
+    """--region/--keep "x0,y0,x1,y1" values as the JSON list the options take (checked there)."""
+    return f"[{','.join(f'[{box}]' for box in boxes)}]" if boxes else None
+
+
 def _progress(total: int, quiet: bool):
     from tqdm import tqdm
 
@@ -157,7 +163,13 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("-o", "--output", help="output file (one input only)")
     where.add_argument("--out-dir", help="folder for the protected files, named <input name>.<format>")
     red.add_argument("--in-place", action="store_true", help="replace each input with its protected version")
-    red.add_argument("--fill", help="a colour (#RRGGBB, default #000000) or 'noise'")
+    red.add_argument("--fill", help="a colour (#RRGGBB, default #000000), 'noise' or 'sticker'")
+    red.add_argument("--sticker", choices=list(redact.STICKERS), help="the sticker of --fill sticker "
+                     "(default smile)")
+    red.add_argument("--region", action="append", metavar="X0,Y0,X1,Y1", help="also replace this rectangle, "
+                     "in pixels of the photo shown upright (repeatable; applies to every input)")
+    red.add_argument("--keep", action="append", metavar="X0,Y0,X1,Y1", help="leave the detected face with "
+                     "this box as it is (repeatable; see the boxes of --json)")
     red.add_argument("--format", choices=["same", "png", "jpeg", "webp"], help="output format (default: same)")
     red.add_argument("--margin", type=float, help=f"head margin around each face box, as a fraction of "
                      f"its size (default {redact.DEFAULT_MARGIN})")

@@ -248,3 +248,14 @@ def mpo_declaring_second_picture(width: int, height: int) -> bytes:
     assert at > 0 and data.count(sof) == 1, "the second picture's frame header was not found"
     struct.pack_into(">HH", data, at + 5, height, width)
     return bytes(data)
+def missed_face_scene() -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The astronaut (a face the detector finds) beside a second copy of his face, 100 px wide, with eyes, nose
+    and mouth painted over in skin colour: a face the shipped detector misses. Returns (800x512 RGB, its box)."""
+    crop = Image.fromarray(_astronaut()[50:185, 165:285]).resize((100, 112))
+    face = np.array(crop)
+    skin = face[22, 50].copy()
+    face[28:95, 10:90] = skin
+    scene = np.full((512, 800, 3), (90, 140, 90), np.uint8)
+    scene[:, :512] = _astronaut()
+    scene[300:412, 620:720] = face
+    return scene, (620, 300, 720, 412)

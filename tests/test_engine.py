@@ -92,11 +92,11 @@ def test_colour_may_be_given_as_the_fill():
 
 def _broken_fill(skip_rows: int = 0, leave_alpha: bool = False):
     """A fill with a bug: it leaves the top `skip_rows` rows of each face as they were, or their alpha."""
-    def fill(frame, mask, fill, color):
+    def fill(frame, mask, values):
         partial = mask.copy()
         rows = np.nonzero(mask.any(axis=1))[0]
         partial[rows[:skip_rows]] = False
-        frame[partial, :3] = color
+        frame[partial, :3] = values[partial[mask]]
         if frame.shape[2] == 4 and not leave_alpha:
             frame[partial, 3] = 255
     return fill

@@ -20,8 +20,8 @@ log = logging.getLogger("shield.server")
 # Room for the multipart envelope around a photo of max_bytes.
 MULTIPART_OVERHEAD = 64 * 1024
 WEB_FOLDER = Path(__file__).resolve().parent.parent / "web"
-WEB_FILES = {"app.js": "text/javascript; charset=utf-8", "connect.js": "text/javascript; charset=utf-8",
-             "style.css": "text/css; charset=utf-8"}
+WEB_FILES = {name: "text/javascript; charset=utf-8" for name in ("app.js", "connect.js", "editor.js", "i18n.js", "zip.js")} | {
+    name: "text/css; charset=utf-8" for name in ("style.css", "editor.css")}
 WEB_PAGES = {"/": "index.html", "/connect": "connect.html"}  # the pages that carry the page key
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -143,8 +143,9 @@ def create_app(config: ServerConfig) -> Flask:
     def detect():
         data, options = _photo_and_options(config)
         with admission.slot():
-            faces, width, height = pipeline.detect_only(data, options)
-        return {"faces": [face.as_dict() for face in faces], "width": width, "height": height}
+            choices, width, height = pipeline.detect_only(data, options)
+        return {"faces": pipeline.detections(choices.replaced, choices.kept), "added": [list(b) for b in choices.added],
+                "kept": [list(f.box) for f in choices.kept], "width": width, "height": height}
 
     @app.get("/")
     @app.get("/connect")
@@ -166,8 +167,19 @@ def error_response(code: str, message: str, status: int) -> Response:
     return Response(body, status=status, mimetype="application/json")
 
 
+# Multipart form fields that may carry these options instead of the query string (boxes can be long).
+FORM_OPTIONS = ("regions", "keep")
+
+
 def _photo_and_options(config: ServerConfig):
-    options = pipeline.ProtectOptions.from_params(request.args.to_dict(), max_bytes=config.max_bytes,
+    params = request.args.to_dict()
+    if request.mimetype == "multipart/form-data":
+        for name in FORM_OPTIONS:
+            if name in request.form:
+                if name in params or len(request.form.getlist(name)) > 1:
+                    raise BadOptions(f"'{name}' is given more than once.")
+                params[name] = request.form[name]
+    options = pipeline.ProtectOptions.from_params(params, max_bytes=config.max_bytes,
                                                   max_pixels=config.max_pixels)
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
