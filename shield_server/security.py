@@ -1,7 +1,7 @@
 """Every request check of the local server, in one place: Host, Origin, token, body size, admission.
 
-Order of checks for each request: Host (defeats DNS rebinding) -> Origin (refuses web pages) -> token
-(the real credential) -> body size -> admission to the bounded work queue. See docs/SECURITY.md.
+Order of checks for each request: Host (defeats DNS rebinding) -> Origin (refuses web pages) -> each option
+once -> token (the real credential) -> body size -> admission to the bounded work queue. See docs/SECURITY.md.
 """
 
 import hashlib
@@ -83,7 +83,7 @@ class RequestPolicy:
         # and is only ever written into the page served to loopback Hosts (see SECURITY.md).
         self.page_key = secrets.token_urlsafe(32)
 
-    def check_request(self, method: str, path: str, headers, content_length: int | None) -> bool:
+    def check_request(self, method: str, path: str, headers, content_length: int | None, query) -> bool:
         """Every check, in order; raises the first failure. True means an allowed CORS preflight to answer."""
         self.check_host(headers.get("Host"))
         if not path.startswith(API_PREFIX):
@@ -92,6 +92,7 @@ class RequestPolicy:
         self.check_origin(headers.get("Origin"))
         if method == "OPTIONS":
             return True
+        check_query(query)
         if path == IDENTIFY_PATH:
             return False
         if method == "POST" and path == PAIRING_PATH:
@@ -197,6 +198,14 @@ def loopback_peer_uid(peer_address: str | None, peer_port: str | None, server_po
     except OSError:
         pass
     return None
+
+
+def check_query(query) -> None:
+    """Each option at most once (query: a MultiDict): of fill=noise&fill=000000, which one counts would be a
+    guess, and a client and the server guessing differently is how a photo gets the wrong protection."""
+    repeated = sorted(name for name in query.keys() if len(query.getlist(name)) > 1)
+    if repeated:
+        raise BadOptions(f"Option(s) given more than once: {', '.join(repeated)}. Give each option once.")
 
 
 def read_body_limited(stream, limit: int) -> bytes:

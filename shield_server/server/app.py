@@ -66,7 +66,8 @@ def create_app(config: ServerConfig) -> Flask:
     @app.before_request
     def check_request():
         g.started = time.perf_counter()
-        if policy.check_request(request.method, request.path, request.headers, request.content_length):
+        if policy.check_request(request.method, request.path, request.headers, request.content_length,
+                                request.args):
             return Response(status=204, headers=policy.cors_headers(request.path, request.headers, preflight=True))
         return None
 
