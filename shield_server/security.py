@@ -54,11 +54,17 @@ class ForbiddenPeer(ShieldError):
 
 
 class Busy(ShieldError):
+    """The queue is full: refused at once. retry_after_s goes out as the Retry-After header."""
+
     code, status = "busy", 429
+    retry_after_s = 2
 
 
 class BusyTimeout(Busy):
+    """The photo could not start within the queue's deadline (a long job ahead of it)."""
+
     status = 503
+    retry_after_s = 5
 
 
 def validate_extra_origin(origin: str) -> str:
@@ -224,9 +230,11 @@ class AdmissionStats:
 
 class Admission:
     """A bounded work queue: max_active photos in processing, max_waiting more queued, the rest refused
-    at once (429). A queued request that cannot start within deadline_s is refused with 503."""
+    at once (429). A queued request that cannot start within deadline_s is refused with 503. The detector
+    takes one photo at a time, so the server runs with max_active=1: a second active photo would only wait
+    for the detector, where no deadline applies."""
 
-    def __init__(self, max_active: int = 2, max_waiting: int = 4, deadline_s: float = 30.0):
+    def __init__(self, max_active: int = 1, max_waiting: int = 5, deadline_s: float = 10.0):
         self.max_active, self.max_waiting, self.deadline_s = max_active, max_waiting, deadline_s
         self._condition = threading.Condition()
         self.stats = AdmissionStats()

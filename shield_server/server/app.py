@@ -41,9 +41,11 @@ class ServerConfig:
     detectors: list[str] = field(default_factory=list)
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
-    max_active: int = 2
-    max_waiting: int = 4
-    queue_deadline_s: float = 30.0
+    # One photo in processing (the detector takes one at a time), 5 waiting at most 10 s each: less than
+    # the extension's default deadline (20 s), so a client behind a long job is told to come back.
+    max_active: int = 1
+    max_waiting: int = 5
+    queue_deadline_s: float = 10.0
 
 
 class InMemoryRequest(Request):
@@ -85,7 +87,10 @@ def create_app(config: ServerConfig) -> Flask:
 
     @app.errorhandler(ShieldError)
     def shield_error(exc: ShieldError):
-        return error_response(exc.code, exc.message, exc.status)
+        response = error_response(exc.code, exc.message, exc.status)
+        if isinstance(exc, security.Busy):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

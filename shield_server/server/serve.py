@@ -16,7 +16,6 @@ from shield_server.server.app import MULTIPART_OVERHEAD, SECURITY_HEADERS, Serve
 
 DEFAULT_PORT = 47321
 BIND_ADDRESS = "127.0.0.1"  # loopback only, never another interface
-MAX_ACTIVE, MAX_WAITING = 2, 4
 # Beyond the queue's threads, a few for cheap answers (health, refusals) while photos are processing.
 SPARE_THREADS = 2
 # Waitress buffers each whole request before the app sees it, so open connections bound memory.
@@ -42,7 +41,7 @@ class ShieldChannel(HTTPChannel):
 
 
 def _not_yet(environ, start_response):  # replaced by the real app before the first request is served
-    start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+    start_response("503 Service Unavailable", [("Content-Type", "application/json"), ("Retry-After", "2")])
     return [b'{"error": "busy", "message": "Starting."}']
 
 
@@ -88,12 +87,10 @@ def main(args) -> int:
 
 
 def _queue_settings(args) -> dict:
-    """Queue sizes and deadline; only the test entry point below exposes them as options."""
-    settings = {"max_active": getattr(args, "max_active", None) or MAX_ACTIVE,
-                "max_waiting": getattr(args, "max_waiting", None) or MAX_WAITING}
-    if getattr(args, "queue_deadline", None):
-        settings["queue_deadline_s"] = args.queue_deadline
-    return settings
+    """Queue sizes and deadline (defaults in ServerConfig); only the test entry point below sets them."""
+    given = {"max_active": getattr(args, "max_active", None), "max_waiting": getattr(args, "max_waiting", None),
+             "queue_deadline_s": getattr(args, "queue_deadline", None)}
+    return {name: value for name, value in given.items() if value}
 
 
 def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dict) -> int:
