@@ -1,6 +1,7 @@
 """The `shield` command: redact photos on disk, run the local server, pair the extension."""
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -232,11 +233,36 @@ def _run_job(job: Job, options, inputs: frozenset[tuple[int, int]]) -> dict:
         return _failure(job.source, "internal", f"internal error ({type(exc).__name__})")
 
 
-def _init_worker(parent: int) -> None:
+@contextlib.contextmanager
+def native_stderr_silenced(silenced: bool):
+    """MediaPipe's TFLite and absl write INFO/WARNING lines straight to file descriptor 2 when their models
+    load and first run ("Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires..."); no
+    setting of theirs reaches those from Python. Unless --verbose, descriptor 2 points at the null device
+    meanwhile; Python's own errors are reported by the caller after it is restored."""
+    if not silenced:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _init_worker(parent: int, quiet: bool) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # the batch already uses one process per core
     _die_with_parent(parent)
+    if quiet:  # a worker reports through its results only: the libraries' messages go to the null device
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -274,10 +300,11 @@ def _redact(args) -> int:
     results = []
     if workers <= 1:
         for job in jobs:
-            results.append(_run_job(job, options, inputs))
+            with native_stderr_silenced(not args.verbose):
+                results.append(_run_job(job, options, inputs))
             progress.update()
     else:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(os.getpid(), not args.verbose)) as pool:
             for result in pool.map(_run_job, jobs, [options] * len(jobs), [inputs] * len(jobs)):
                 results.append(result)
                 progress.update()
@@ -330,12 +357,14 @@ def _parser() -> argparse.ArgumentParser:
     red.add_argument("--mode", choices=["faces", "people"], help="replace faces (default) or whole people")
     red.add_argument("--json", action="store_true", help="print a JSON report instead of a summary")
     red.add_argument("--jobs", type=int, help="processes for batches (default: one per core)")
+    red.add_argument("--verbose", action="store_true", help="show the ML libraries' own messages")
     red.set_defaults(run=_redact)
 
     srv = commands.add_parser("serve", help="run the local server the browser extension talks to")
     srv.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 47321)")
     srv.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                      help="another extension origin allowed to call the server (repeatable)")
+    srv.add_argument("--verbose", action="store_true", help="show the ML libraries' own messages at start-up")
     srv.set_defaults(run=lambda a: _server_command("main", a))
 
     pair = commands.add_parser("pair", help="show the pairing token for the extension")

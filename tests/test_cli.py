@@ -275,3 +275,19 @@ def test_workers_die_with_the_command(tmp_path):
         command.kill()
         for worker in filter(running, workers):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_library_messages_only_with_verbose(tmp_path):
+    """A person whose face is hidden sends whole-person mode to MediaPipe's pose model, whose TFLite and absl
+    write to the process's stderr themselves."""
+    pixels = astronaut()
+    pixels[60:190, 160:290] = 128
+    (tmp_path / "a.png").write_bytes(encode(pixels, "PNG"))
+    (tmp_path / "b.png").write_bytes(encode(pixels[:, ::-1].copy(), "PNG"))
+    noise = ("TensorFlow Lite", "absl::", "inference_feedback_manager")
+    for args in ((tmp_path / "a.png", "-o", tmp_path / "out.png"), (tmp_path, "--out-dir", tmp_path / "out", "--jobs", "2")):
+        quiet = shield("redact", *args, "--mode", "people")
+        assert quiet.returncode == 0, quiet.stderr
+        assert not [n for n in noise if n in quiet.stderr], quiet.stderr
+    verbose = shield("redact", tmp_path / "a.png", "-o", tmp_path / "out.png", "--mode", "people", "--verbose")
+    assert verbose.returncode == 0 and "TensorFlow Lite" in verbose.stderr

@@ -10,6 +10,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import create_server
 from waitress.task import ErrorTask
 
+from shield_server.cli import native_stderr_silenced
 from shield_server.security import validate_extra_origin
 from shield_server.server import pairing
 from shield_server.server.app import MULTIPART_OVERHEAD, SECURITY_HEADERS, ServerConfig, create_app
@@ -80,7 +81,7 @@ def main(args) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        return _serve(port, tokens, origins, _queue_settings(args))
+        return _serve(port, tokens, origins, _queue_settings(args), bool(getattr(args, "verbose", False)))
     except KeyboardInterrupt:
         print("Photo Shield stopped.", flush=True)
         return 0
@@ -93,7 +94,7 @@ def _queue_settings(args) -> dict:
     return {name: value for name, value in given.items() if value}
 
 
-def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dict) -> int:
+def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dict, verbose: bool) -> int:
     config = ServerConfig(port=port, token_store=tokens, allowed_origins=origins, **queue)
     try:  # bind first: a port already in use is reported at once, not after loading the models
         server = create_server(
@@ -115,10 +116,12 @@ def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dic
 
     print("Loading the face models...", flush=True)
     try:
-        config.detectors = pipeline.warm_up()
+        with native_stderr_silenced(not verbose):
+            config.detectors = pipeline.warm_up()
     except Exception as exc:  # noqa: BLE001 - any failure here means no photo could ever be protected
         server.close()
-        print(f"shield serve: the face models could not be loaded ({type(exc).__name__}: {exc}).",
+        print(f"shield serve: the face models could not be loaded ({type(exc).__name__}: {exc})."
+              + ("" if verbose else " `shield serve --verbose` shows the libraries' own messages."),
               file=sys.stderr)
         return 1
     # Connections made while the models load wait in the listen backlog; none is answered before this.
@@ -164,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--allow-origin", action="append", default=[])
     parser.add_argument("--config-dir", default=None)
+    parser.add_argument("--verbose", action="store_true")
     return parser
 
 
