@@ -230,11 +230,10 @@ class AdmissionStats:
 
 class Admission:
     """A bounded work queue: max_active photos in processing, max_waiting more queued, the rest refused
-    at once (429). A queued request that cannot start within deadline_s is refused with 503. The detector
-    takes one photo at a time, so the server runs with max_active=1: a second active photo would only wait
-    for the detector, where no deadline applies."""
+    at once (429). A queued request that cannot start within deadline_s is refused with 503. The server's
+    sizes are in app.ServerConfig."""
 
-    def __init__(self, max_active: int = 1, max_waiting: int = 5, deadline_s: float = 10.0):
+    def __init__(self, max_active: int, max_waiting: int, deadline_s: float):
         self.max_active, self.max_waiting, self.deadline_s = max_active, max_waiting, deadline_s
         self._condition = threading.Condition()
         self.stats = AdmissionStats()

@@ -41,8 +41,9 @@ class ServerConfig:
     detectors: list[str] = field(default_factory=list)
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
-    # One photo in processing (the detector takes one at a time), 5 waiting at most 10 s each: less than
-    # the extension's default deadline (20 s), so a client behind a long job is told to come back.
+    # One photo in processing: the detector takes one photo at a time, so a second "active" photo would
+    # wait for it where no deadline applies. 5 waiting, 10 s each at most to start: less than the
+    # extension's default deadline (20 s), so a client behind a long job is told to come back.
     max_active: int = 1
     max_waiting: int = 5
     queue_deadline_s: float = 10.0
