@@ -1,7 +1,7 @@
 """Every request check of the local server, in one place: Host, Origin, token, body size, admission.
 
-Order of checks for each request: Host (defeats DNS rebinding) -> Origin (refuses web pages) -> token
-(the real credential) -> body size -> admission to the bounded work queue. See docs/SECURITY.md.
+Order of checks for each request: Host (defeats DNS rebinding) -> Origin (refuses web pages) -> each option
+once -> token (the real credential) -> body size -> admission to the bounded work queue. See docs/SECURITY.md.
 """
 
 import hashlib
@@ -54,11 +54,17 @@ class ForbiddenPeer(ShieldError):
 
 
 class Busy(ShieldError):
+    """The queue is full: refused at once. retry_after_s goes out as the Retry-After header."""
+
     code, status = "busy", 429
+    retry_after_s = 2
 
 
 class BusyTimeout(Busy):
+    """The photo could not start within the queue's deadline (a long job ahead of it)."""
+
     status = 503
+    retry_after_s = 5
 
 
 def validate_extra_origin(origin: str) -> str:
@@ -83,7 +89,7 @@ class RequestPolicy:
         # and is only ever written into the page served to loopback Hosts (see SECURITY.md).
         self.page_key = secrets.token_urlsafe(32)
 
-    def check_request(self, method: str, path: str, headers, content_length: int | None) -> bool:
+    def check_request(self, method: str, path: str, headers, content_length: int | None, query) -> bool:
         """Every check, in order; raises the first failure. True means an allowed CORS preflight to answer."""
         self.check_host(headers.get("Host"))
         if not path.startswith(API_PREFIX):
@@ -92,6 +98,7 @@ class RequestPolicy:
         self.check_origin(headers.get("Origin"))
         if method == "OPTIONS":
             return True
+        check_query(query)
         if path == IDENTIFY_PATH:
             return False
         if method == "POST" and path == PAIRING_PATH:
@@ -199,6 +206,14 @@ def loopback_peer_uid(peer_address: str | None, peer_port: str | None, server_po
     return None
 
 
+def check_query(query) -> None:
+    """Each option at most once (query: a MultiDict): of fill=noise&fill=000000, which one counts would be a
+    guess, and a client and the server guessing differently is how a photo gets the wrong protection."""
+    repeated = sorted(name for name in query.keys() if len(query.getlist(name)) > 1)
+    if repeated:
+        raise BadOptions(f"Option(s) given more than once: {', '.join(repeated)}. Give each option once.")
+
+
 def read_body_limited(stream, limit: int) -> bytes:
     """Read at most limit bytes; more means the client lied about (or omitted) its Content-Length."""
     data = stream.read(limit + 1)
@@ -215,9 +230,10 @@ class AdmissionStats:
 
 class Admission:
     """A bounded work queue: max_active photos in processing, max_waiting more queued, the rest refused
-    at once (429). A queued request that cannot start within deadline_s is refused with 503."""
+    at once (429). A queued request that cannot start within deadline_s is refused with 503. The server's
+    sizes are in app.ServerConfig."""
 
-    def __init__(self, max_active: int = 2, max_waiting: int = 4, deadline_s: float = 30.0):
+    def __init__(self, max_active: int, max_waiting: int, deadline_s: float):
         self.max_active, self.max_waiting, self.deadline_s = max_active, max_waiting, deadline_s
         self._condition = threading.Condition()
         self.stats = AdmissionStats()

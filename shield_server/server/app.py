@@ -41,9 +41,12 @@ class ServerConfig:
     detectors: list[str] = field(default_factory=list)
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
-    max_active: int = 2
-    max_waiting: int = 4
-    queue_deadline_s: float = 30.0
+    # One photo in processing: the detector takes one photo at a time, so a second "active" photo would
+    # wait for it where no deadline applies. 5 waiting, 10 s each at most to start: less than the
+    # extension's default deadline (20 s), so a client behind a long job is told to come back.
+    max_active: int = 1
+    max_waiting: int = 5
+    queue_deadline_s: float = 10.0
 
 
 class InMemoryRequest(Request):
@@ -66,7 +69,8 @@ def create_app(config: ServerConfig) -> Flask:
     @app.before_request
     def check_request():
         g.started = time.perf_counter()
-        if policy.check_request(request.method, request.path, request.headers, request.content_length):
+        if policy.check_request(request.method, request.path, request.headers, request.content_length,
+                                request.args):
             return Response(status=204, headers=policy.cors_headers(request.path, request.headers, preflight=True))
         return None
 
@@ -84,7 +88,10 @@ def create_app(config: ServerConfig) -> Flask:
 
     @app.errorhandler(ShieldError)
     def shield_error(exc: ShieldError):
-        return error_response(exc.code, exc.message, exc.status)
+        response = error_response(exc.code, exc.message, exc.status)
+        if isinstance(exc, security.Busy):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
