@@ -5,7 +5,7 @@
 (function (global) {
   'use strict';
 
-  const WARNING_EVERY_MS = 60000; // at most one warning tab a minute while access is lost
+  const WARNING_PAUSE_MS = 1000; // one warning per burst of page loads
   const t = (key) => chrome.i18n.getMessage(key) || key;
 
   async function hasSiteAccess() {
@@ -69,11 +69,23 @@
     await refreshBadge();
   }
 
+  /** Whether one of the extension's own pages is open in a tab (no "tabs" permission needed). */
+  async function warningOpen() {
+    const optionsUrl = chrome.runtime.getURL(chrome.runtime.getManifest().options_ui.page);
+    if (chrome.runtime.getContexts) {
+      const contexts = await chrome.runtime.getContexts({ contextTypes: ['TAB'] });
+      return contexts.some((context) => context.documentUrl.split('#')[0] === optionsUrl);
+    }
+    return chrome.extension.getViews({ type: 'tab' }).some((view) => view.location.href.split('#')[0] === optionsUrl);
+  }
+
+  let lastWarningAt = 0;
+
+  /** Brings the options page, which says what was lost and how to give it back, to the front. */
   async function showWarning() {
-    const { lastWarningAt } = await chrome.storage.local.get('lastWarningAt');
-    if (lastWarningAt && Date.now() - lastWarningAt < WARNING_EVERY_MS) return;
-    await chrome.storage.local.set({ lastWarningAt: Date.now() });
-    await chrome.runtime.openOptionsPage();
+    if (Date.now() - lastWarningAt < WARNING_PAUSE_MS) return;
+    lastWarningAt = Date.now();
+    if (!(await warningOpen().catch(() => false))) await chrome.runtime.openOptionsPage();
   }
 
   /** Compares what the browser grants with what the extension needs; warns when access was lost. */
@@ -82,7 +94,6 @@
     const { siteAccessLost } = await chrome.storage.local.get('siteAccessLost');
     if (lost !== Boolean(siteAccessLost)) {
       await chrome.storage.local.set({ siteAccessLost: lost });
-      if (!lost) await chrome.storage.local.remove('lastWarningAt');
     }
     await refreshBadge();
     if (lost) await showWarning().catch(() => {});
