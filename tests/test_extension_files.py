@@ -8,9 +8,9 @@ import struct
 
 import pytest
 
-from browser import ExtensionBrowser, UploadSite, chromium_available
+from browser import ExtensionBrowser, chromium_available
 from test_extension import (ASTRONAUT, assert_nothing_uploaded, assert_protected, expect_blocked, notice,
-                            only_upload, page_upload, paired, write_file)
+                            only_upload, page_upload, paired, site, write_file)  # noqa: F401 (site: fixture)
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
 
@@ -32,14 +32,8 @@ PDF = b"%PDF-1.4\n% a document, bigger than the 64 KiB the worker looks at first
 
 
 @pytest.fixture(scope="module")
-def site():
-    server = UploadSite()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def browser():
+    """A fresh profile per module (its first options page is slow to render: the first policy read)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:

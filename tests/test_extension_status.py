@@ -4,31 +4,16 @@ guesses (stored, so a restarted service worker does not forget it).
 """
 
 import re
+import time
 
 import pytest
 
-from browser import ExtensionBrowser, UploadSite, chromium_available
+from browser import chromium_available
 from test_extension import ASTRONAUT, closed_port, expect_blocked, only_upload, paired
+# Module-scoped here too: this module gets its own fresh profile, whose first options page is slow to render.
+from test_extension_files import browser, site  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
-
-
-@pytest.fixture(scope="module")
-def site():
-    server = UploadSite()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """A fresh profile: its first options page is slow to render (the first policy read takes seconds)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        started = ExtensionBrowser(driver)
-        yield started
-        started.close()
 
 
 def extension_page(browser, path):
@@ -42,8 +27,6 @@ def badge(browser) -> str:
 
 
 def wait_for_badge(browser, text, timeout=10.0):
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and badge(browser) != text:
         time.sleep(0.1)
