@@ -103,6 +103,8 @@
   function start() {
     chrome.permissions.onRemoved.addListener(() => { checkSiteAccess(); });
     chrome.permissions.onAdded.addListener(() => { checkSiteAccess(); });
+    // A listener here also makes Chromium start the worker with the browser, so the check runs at start-up.
+    chrome.runtime.onStartup.addListener(() => { checkSiteAccess(); });
     // With access lost no content script runs: the next page the person opens brings the warning back.
     chrome.tabs.onUpdated.addListener((tabId, change) => {
       if (change.status !== 'complete') return;
