@@ -18,6 +18,7 @@ pytestmark = pytest.mark.skipif(not firefox_available() and not os.environ.get("
                                 reason="needs /usr/bin/firefox-esr, node and npm puppeteer-core (scripts/test.sh)")
 
 PHOTO_B64 = base64.b64encode(astronaut_png()).decode()
+VIDEO = webm_bytes()
 UNTIL_PROTECTED = "document.getElementById('{id}').files.length === 1 && " \
                   "document.getElementById('{id}').files[0].lastModified > Date.now() - 60000"
 BADGE_IS = """(async () => {{ for (let i = 0; i < 100; i++) {{
@@ -68,6 +69,13 @@ def scenarios(shield, sites, video_path):
             {"upload": "#js-input", "files": [video_path]},
             {"notice": True},
         ]),
+        "asked-video": (paired(shield), [
+            {"goto": sites["asked-video"].origin + "/"},
+            {"upload": "#js-input", "files": [video_path]},
+            {"notice": True},
+            {"answerNotice": "original"},
+            {"waitFor": status_is("uploaded:input"), "timeoutMs": 30000},
+        ]),
         # Last: it takes the extension's access to every site away, as a person can in about:addons.
         "access-withdrawn": (paired(shield), [
             {"extension": "chrome.action.getBadgeText({})"},
@@ -92,8 +100,9 @@ def scenarios(shield, sites, video_path):
 def firefox(shield_server, tmp_path_factory):
     """Runs every scenario once; each test reads its own: (step results, what its site received)."""
     video = tmp_path_factory.mktemp("firefox") / "party.webm"
-    video.write_bytes(webm_bytes())
-    names = ["input", "form", "fetch", "stopped-input", "stopped-fetch", "locked-video", "access-withdrawn"]
+    video.write_bytes(VIDEO)
+    names = ["input", "form", "fetch", "stopped-input", "stopped-fetch", "locked-video", "asked-video",
+             "access-withdrawn"]
     sites = {name: UploadSite() for name in names}
     try:
         plan = scenarios(shield_server, sites, str(video))
@@ -138,6 +147,14 @@ def test_video_is_blocked_on_a_locked_profile_in_firefox(firefox):
     assert shown["reason"] == "video_blocked" and "cannot protect videos yet" in shown["text"]
     assert [b["choice"] for b in shown["buttons"]] == ["dismiss"]
     assert site.uploads == []
+
+
+def test_video_sent_only_when_the_person_says_so_in_firefox(firefox):
+    results, site = firefox["asked-video"]
+    no_errors(results)
+    assert results[2]["reason"] == "video_ask"
+    (sent,) = site.wait_for_uploads(1, timeout=5)[0].files()
+    assert sent.filename == "party.webm" and sent.data == VIDEO
 
 
 def test_withdrawn_site_access_is_shown_in_firefox(firefox):
