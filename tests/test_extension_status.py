@@ -81,6 +81,8 @@ def test_badge_shows_on_off_and_not_connected(browser, site, shield_server):
 
     browser.worker.evaluate("async () => chrome.storage.local.set({ settings: { enabled: false } })")
     wait_for_badge(browser, "OFF")
+    browser.reset()  # never paired: known without asking any server
+    wait_for_badge(browser, "!")
     page.close()
 
 

@@ -36,6 +36,7 @@
     if (siteAccessLost) return 'accessLost';
     const { settings } = await PhotoShieldSettings.load();
     if (!settings.enabled) return 'off';
+    if (!settings.token) return 'notConnected'; // never paired: every photo upload is blocked
     const known = await connection();
     if (known && !known.ok) return 'notConnected';
     return 'on';
