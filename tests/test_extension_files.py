@@ -128,3 +128,18 @@ def test_documents_asked_about_by_the_setting(browser, site, shield_server, tmp_
     notice(page).locator("button[data-choice=original]:enabled").click()
     assert only_upload(site).files()[0].data == PDF
     page.close()
+
+
+def test_unanswered_question_means_do_not_send(browser, site, shield_server, tmp_path):
+    page = open_page(browser, site, paired(shield_server))
+    page.set_input_files("#js-input", write_file(tmp_path, "party.webm", webm_bytes()))
+    expect_blocked(page, site, "video_ask")
+    # Two minutes pass in the page's virtual time (every world of the page, the notice's too).
+    cdp = browser.context.new_cdp_session(page)
+    cdp.send("Emulation.setVirtualTimePolicy", {"policy": "advance", "budget": 125000})
+    notice(page).wait_for(state="detached", timeout=15000)
+    cdp.send("Emulation.setVirtualTimePolicy", {"policy": "advance"})
+    cdp.detach()
+    assert_nothing_uploaded(site, 1.0)
+    assert page.evaluate("document.getElementById('js-input').files.length") == 0
+    page.close()
