@@ -69,5 +69,5 @@ def test_locked_profile_needs_the_pin_to_pair(chromium, shield_server):
         await chrome.runtime.sendMessage({type: 'setPin', newPin: '4821'});
         return chrome.runtime.sendMessage({type: 'startPairing', pin: ''});
     }""")
-    assert answer == {"ok": False, "reason": "pin_required"}
+    assert answer["ok"] is False and answer["reason"] == "pin_required", answer
     page.close()
