@@ -15,6 +15,8 @@ from shield_server.errors import BadOptions, ShieldError
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
                   ".heic", ".heif", ".hif", ".avif"}
 
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".3gp", ".webm", ".mkv"}
+
 # -o FILE without --format: the file's suffix chooses the format.
 SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
 
@@ -35,7 +37,7 @@ def _collect(paths: list[str]) -> list[tuple[Path, Path]]:
         path = Path(text)
         if path.is_dir():
             for child in sorted(path.rglob("*")):
-                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES and not child.name.startswith("."):
+                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES and not child.name.startswith("."):
                     found.append((child, child.relative_to(path)))
         else:
             found.append((path, Path(path.name)))
@@ -110,8 +112,10 @@ def _redact(args) -> int:
         print("shield: no images found", file=sys.stderr)
         return 2
     inputs = frozenset(job.source.resolve() for job in jobs)
+    video_jobs = [job for job in jobs if _is_video(job.source)]
+    jobs = [job for job in jobs if job not in video_jobs]
     workers = min(args.jobs or os.cpu_count() or 1, len(jobs))
-    progress = _progress(len(jobs), quiet=args.json or len(jobs) == 1)
+    progress = _progress(len(jobs), quiet=args.json or len(jobs) <= 1)
     results = []
     if workers <= 1:
         for job in jobs:
@@ -123,6 +127,8 @@ def _redact(args) -> int:
                 results.append(result)
                 progress.update()
     progress.close()
+    results += [_run_video_job(job, args, inputs) for job in video_jobs]
+    jobs += video_jobs
     failures = [r for r in results if "error" in r]
     if args.json:
         json.dump(results, sys.stdout, indent=1)
@@ -139,6 +145,52 @@ def _redact(args) -> int:
     return 1 if failures else 0
 
 
+def _is_video(path: Path) -> bool:
+    from shield_server.formats import sniff_video
+
+    try:
+        with open(path, "rb") as handle:
+            return sniff_video(handle.read(64)) is not None
+    except OSError:
+        return False  # the photo path reports why the file cannot be read
+
+
+def _run_video_job(job: Job, args, inputs: frozenset[Path]) -> dict:
+    """One clip, in this process (the detector already uses every core), with a frame progress bar."""
+    from tqdm import tqdm
+
+    from shield_server.video import VideoOptions, protect_video
+
+    given = {"fill": args.fill, "margin": args.margin, "mode": args.mode,
+             "format": "mp4" if args.format in (None, "same") else args.format,
+             "audio": "drop" if args.no_audio else "keep"}
+    target = _output_path(job, "mp4")
+    try:
+        options = VideoOptions.from_params({k: str(v) for k, v in given.items() if v is not None})
+        if target.resolve() in inputs and not (job.in_place and target.resolve() == job.source.resolve()):
+            raise BadOptions(f"refusing to overwrite the input {target}; use --in-place to replace inputs")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".shield-", suffix=".mp4")
+        os.close(fd)
+        with tqdm(total=0, unit="frame", disable=args.json, file=sys.stderr, desc=job.source.name) as bar:
+            def show(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+            try:
+                result = protect_video(job.source, temp, options, progress=show)
+                os.replace(temp, target)
+            finally:
+                Path(temp).unlink(missing_ok=True)
+        if job.in_place and target.resolve() != job.source.resolve():
+            job.source.unlink()
+        return {"file": str(job.source), "output": str(target), "faces": result.faces_per_frame_max,
+                **result.report()}
+    except ShieldError as exc:
+        return {"file": str(job.source), "error": exc.code, "message": exc.message}
+    except OSError as exc:
+        return {"file": str(job.source), "error": "io_error", "message": exc.strerror or str(exc)}
+
+
 def _progress(total: int, quiet: bool):
     from tqdm import tqdm
 
@@ -151,8 +203,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    red = commands.add_parser("redact", help="protect image files (faces replaced, metadata removed)")
-    red.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    red = commands.add_parser("redact", help="protect image and video files (faces replaced, metadata removed)")
+    red.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively)")
     where = red.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", help="output file (one input only)")
     where.add_argument("--out-dir", help="folder for the protected files, named <input name>.<format>")
@@ -162,6 +214,7 @@ def _parser() -> argparse.ArgumentParser:
     red.add_argument("--margin", type=float, help=f"head margin around each face box, as a fraction of "
                      f"its size (default {redact.DEFAULT_MARGIN})")
     red.add_argument("--mode", choices=["faces", "people"], help="replace faces (default) or whole people")
+    red.add_argument("--no-audio", action="store_true", help="videos: drop the sound track (default: kept)")
     red.add_argument("--json", action="store_true", help="print a JSON report instead of a summary")
     red.add_argument("--jobs", type=int, help="processes for batches (default: one per core)")
     red.set_defaults(run=_redact)
