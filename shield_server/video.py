@@ -231,7 +231,7 @@ class _Transcoder:
                     else:
                         self._take_audio(frame)
         except av.error.FFmpegError as exc:
-            raise UndecodableVideo(f"The video cannot be decoded ({_reason(exc)}); it may be damaged.") from None
+            raise UndecodableVideo(f"The video cannot be decoded ({_reason(exc)}); it may be truncated or damaged.") from None
         if self.decoded == 0:
             raise UndecodableVideo("The video has no frame that can be decoded.")
         self._check_complete()
@@ -249,7 +249,8 @@ class _Transcoder:
             raise UndecodableVideo(f"The video is truncated or damaged: {self.decoded} of {self.video.frames} "
                                    "frames could be read.")
         last_seconds = float((self.last_pts - self.first_pts) * self.video.time_base)
-        if not self.video.frames and last_seconds < self.seconds - max(1.0, 0.05 * self.seconds):
+        # The stated duration ends after the last frame's own duration, and audio may run a little longer.
+        if not self.video.frames and last_seconds < self.seconds - max(3 / float(self.rate), 0.25):
             raise UndecodableVideo(f"The video is truncated or damaged: it stops after {last_seconds:.1f} s "
                                    f"of {self.seconds:.1f} s.")
 
