@@ -15,7 +15,7 @@ from server_process import REPO_ROOT, start_server
 from shield_server import video
 from shield_server.errors import ShieldError
 from shield_server.video import VideoOptions, protect_video
-from videos import CREATION, GPS, MAGENTA, decode_frames, magenta_share, make_clip, upright_frames
+from videos import CHAPTER, COVER, CREATION, GPS, MAGENTA, decode_frames, magenta_share, make_clip, upright_frames
 
 MAGENTA_OPTIONS = VideoOptions(color=MAGENTA)
 
@@ -37,6 +37,7 @@ def test_every_frame_face_replaced_and_metadata_gone(clip, tmp_path):
     source, truth = clip
     with av.open(str(source)) as original:  # the fixture really carries what must go
         assert original.metadata.get("location") == GPS and "creation_time" in original.metadata
+        assert original.chapters() and "data" in [s.type for s in original.streams]
         assert max(magenta_share(rgb, box) for rgb, box in zip(decode_frames(source), truth)) == 0
     out = tmp_path / "out.mp4"
     result = protect_video(source, out, MAGENTA_OPTIONS)
@@ -50,9 +51,23 @@ def test_every_frame_face_replaced_and_metadata_gone(clip, tmp_path):
         assert float(clip_out.streams.video[0].average_rate) == pytest.approx(12, rel=0.01)
         for stream in clip_out.streams:
             assert set(stream.metadata) <= {"language", "handler_name", "vendor_id"}
+        assert not clip_out.chapters()
     raw = out.read_bytes()
-    for secret in (GPS.encode(), b"\xa9xyz", b"2024", b"Apple", b"iPhone", b"ISO6709", b"Lavf"):
+    for secret in (GPS.encode(), b"\xa9xyz", b"2024", b"Apple", b"iPhone", b"ISO6709", b"Lavf", CHAPTER.encode()):
         assert secret not in raw, secret
+
+
+def test_mkv_chapters_and_cover_art_dropped(tmp_path):
+    source, out = tmp_path / "clip.mkv", tmp_path / "out.mp4"
+    truth = make_clip(source, frames=12, container="matroska")
+    with av.open(str(source)) as original:
+        assert original.chapters() and len(original.streams.video) == 2  # the cover is a picture stream
+    protect_video(source, out, MAGENTA_OPTIONS)
+    assert_every_face_replaced(out, truth)
+    with av.open(str(out)) as clip_out:
+        assert [s.type for s in clip_out.streams] == ["video", "audio"] and not clip_out.chapters()
+    raw = out.read_bytes()
+    assert CHAPTER.encode() not in raw and COVER[4:40] not in raw and GPS.encode() not in raw
 
 
 def test_audio_kept_then_dropped(clip, tmp_path):

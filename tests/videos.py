@@ -5,6 +5,7 @@ with an AAC tone track and the metadata a phone writes (GPS position, creation t
     magenta_share(rgb, box)                           # the share of the box's middle that is magenta
 """
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -19,6 +20,8 @@ FACE_IN_PHOTO = (178, 60, 269, 178)
 GPS = "+48.8584+002.2945/"
 CREATION = "2024-05-01T10:00:00Z"
 MAGENTA = (255, 0, 255)
+CHAPTER = "Birthday at Grandma's"
+COVER = b"\xff\xd8\xff\xe0" + b"cover art of the family " * 20
 
 
 def upright_frames(frames: int):
@@ -45,6 +48,10 @@ def make_clip(path: Path, frames: int = 24, fps: int = 12, rotation: int = 0, au
         if metadata:
             out.metadata.update({"location": GPS, "creation_time": CREATION, "make": "Apple",
                                  "model": "iPhone 15 Pro", "com.apple.quicktime.location.ISO6709": GPS})
+            out.set_chapters([{"id": 1, "start": 0, "end": frames, "time_base": Fraction(1, fps),
+                               "metadata": {"title": CHAPTER}}])  # MP4: a text track; MKV: chapters
+            if container == "matroska":  # cover art: an attached picture stream when read back
+                out.add_attachment("cover.jpg", "image/jpeg", COVER)
         stream = out.add_stream(codec, rate=fps)
         stored = (HEIGHT, WIDTH) if rotation in (0, 180) else (WIDTH, HEIGHT)
         stream.height, stream.width = stored
