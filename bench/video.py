@@ -26,7 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 FACES_DEV_VIDEO = REPO.parent / "shared" / "faces-dev" / "video"
 DEFACE_VENV = REPO / "bench" / "out" / "deface-venv"
-SHIELD_RUN = ("import sys, shield_server.video as v; v.DETECT_EVERY = v.HOLD = int(sys.argv[1]); "
+SHIELD_RUN = ("import sys, shield_server.video as v; v.DETECT_EVERY = int(sys.argv[1]); "
+              "v.HOLD = max(v.HOLD, v.DETECT_EVERY); "
               "from shield_server.cli import main; sys.exit(main(sys.argv[2:]))")
 
 

@@ -11,6 +11,7 @@ between matched faces of the detection frames around it. So a window of HOLD fra
 stays bounded whatever the clip's length.
 """
 
+import copy
 import os
 import shutil
 import tempfile
@@ -33,8 +34,13 @@ MAX_SECONDS = 600.0
 MAX_PIXELS = 4096 * 2304  # 4K UHD and DCI 4K
 MAX_FPS = 240
 DETECT_EVERY = 3
-HOLD = 3  # >= DETECT_EVERY: each frame sees the detection frames before and after it
-GROW_PER_FRAME = 0.08  # a held box grows by this fraction of its size per frame of distance
+HOLD = 6  # >= DETECT_EVERY: each frame sees the detection frames before and after it, and more
+# A held box follows the camera's motion, and grows by this fraction of its size per frame of distance
+# for the face's own motion; where the camera's motion is unknown it grows faster.
+GROW_PER_FRAME = 0.04
+GROW_PER_FRAME_UNTRACKED = 0.1
+MOTION_WIDTH = 320  # camera motion is estimated on frames scaled to this width
+MOTION_MIN_POINTS = 12
 MATCH_DISTANCE = 1.5  # faces of two detection frames match when their centres are this many sizes apart
 SCENE_CUT = 35.0  # mean absolute grey difference (0-255) of 64x36 thumbnails between consecutive frames
 VIDEO_CRF = "20"
@@ -164,7 +170,9 @@ class _Transcoder:
         self.video = _video_stream(clip)
         self.audio = (clip.streams.audio[0] if options.audio and clip.streams.audio else None)
         self._check_limits()
-        self.detector = default_detector()
+        self.detector = _video_detector()
+        self.motion: dict[int, np.ndarray | None] = {}  # frame index -> camera motion from the frame before
+        self.previous_small = None
         self.window: deque[_Frame] = deque()  # decoded frames not yet written
         self.detections: dict[int, list[tuple]] = {}  # frame index -> face boxes (x0, y0, x1, y1)
         self.scene_of: dict[int, int] = {}
@@ -278,8 +286,15 @@ class _Transcoder:
         self.decoded += 1
         item = _Frame(index, frame.pts, rgb)
         self.window.append(item)
-        thumb = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (64, 36), interpolation=cv2.INTER_AREA)
-        if self.previous_thumb is not None and np.abs(thumb.astype(np.int16) - self.previous_thumb).mean() > SCENE_CUT:
+        small = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (MOTION_WIDTH, max(round(
+            MOTION_WIDTH * rgb.shape[0] / rgb.shape[1]), 1)), interpolation=cv2.INTER_AREA)
+        if self.previous_small is not None:
+            self.motion[index] = _camera_motion(self.previous_small, small, rgb.shape[1] / MOTION_WIDTH)
+        self.previous_small = small
+        thumb = cv2.resize(small, (64, 36), interpolation=cv2.INTER_AREA)
+        # A cut: the pictures change a lot and no camera motion explains it (a fast pan changes them too).
+        if (self.previous_thumb is not None and self.motion.get(index) is None
+                and np.abs(thumb.astype(np.int16) - self.previous_thumb).mean() > SCENE_CUT):
             self.scene += 1
             self.cuts += 1
             if len(self.window) >= 2:
@@ -305,7 +320,11 @@ class _Transcoder:
     def _boxes_for(self, index: int) -> list[tuple]:
         scene = self.scene_of[index]
         nearby = [d for d in self.detections if abs(d - index) <= HOLD and self.scene_of.get(d) == scene]
-        boxes = [_grow(box, GROW_PER_FRAME * abs(d - index)) for d in nearby for box in self.detections[d]]
+        boxes = []
+        for d in nearby:
+            motion = self._motion_between(d, index)
+            grow = (GROW_PER_FRAME if motion is not None else GROW_PER_FRAME_UNTRACKED) * abs(d - index)
+            boxes += [_grow(_moved(box, motion), grow) for box in self.detections[d]]
         before = [d for d in nearby if d <= index]
         after = [d for d in nearby if d >= index]
         if before and after and max(before) != min(after):
@@ -314,6 +333,18 @@ class _Transcoder:
             for a, b in _matches(self.detections[start], self.detections[end]):
                 boxes.append(tuple(pa + (pb - pa) * share for pa, pb in zip(a, b)))
         return boxes
+
+    def _motion_between(self, start: int, end: int) -> np.ndarray | None:
+        """The camera's motion from frame start to frame end (3x3), or None where a step is unknown."""
+        total = np.eye(3)
+        for k in range(min(start, end) + 1, max(start, end) + 1):
+            step = self.motion.get(k)
+            if step is None:
+                return None
+            total = step @ total
+        if end >= start:
+            return total
+        return np.vstack([cv2.invertAffineTransform(total[:2]), [0.0, 0.0, 1.0]])
 
     def _write_oldest(self) -> None:
         item = self.window.popleft()
@@ -330,6 +361,7 @@ class _Transcoder:
         for old in [d for d in self.detections if d < item.index - HOLD]:
             del self.detections[old]
         self.scene_of.pop(item.index - HOLD - 1, None)
+        self.motion.pop(item.index - HOLD, None)
         self.progress(self.written, max(self.expected_frames, self.written))
 
     def _take_audio(self, frame) -> None:
@@ -373,6 +405,44 @@ def _video_stream(clip):
         if not stream.disposition & av.stream.Disposition.attached_pic:  # cover art is a "video" stream
             return stream
     raise UndecodableVideo("The file has no video stream.")
+
+
+def _video_detector():
+    """The photo detector plus a pass at 0.3x: a face filling most of a video frame (a selfie) is too large
+    for the photo passes at 720p and above. The copy shares the model's session."""
+    from shield_server.detect.centerface import DEFAULT_PASSES, CenterFace, Pass
+
+    detector = default_detector()
+    if isinstance(detector, CenterFace):
+        detector = copy.copy(detector)
+        detector.passes = DEFAULT_PASSES + (Pass(0.3, 0.5, 0.3e6),)
+    return detector
+
+
+def _camera_motion(previous: np.ndarray, current: np.ndarray, scale: float) -> np.ndarray | None:
+    """The similarity transform (pan, zoom, roll) from the previous frame to this one, in full-size pixels,
+    from corners tracked by optical flow on the small grey frames; None when it cannot be trusted."""
+    points = cv2.goodFeaturesToTrack(previous, maxCorners=200, qualityLevel=0.01, minDistance=6)
+    if points is None or len(points) < MOTION_MIN_POINTS:
+        return None
+    moved, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, points, None)
+    found = found.reshape(-1).astype(bool)
+    if found.sum() < MOTION_MIN_POINTS:
+        return None
+    matrix, inliers = cv2.estimateAffinePartial2D(points[found], moved[found], method=cv2.RANSAC,
+                                                  ransacReprojThreshold=1.5)
+    if matrix is None or inliers.sum() < max(MOTION_MIN_POINTS, 0.5 * found.sum()):
+        return None
+    matrix[:, 2] *= scale
+    return np.vstack([matrix, [0.0, 0.0, 1.0]])
+
+
+def _moved(box: tuple, motion: np.ndarray | None) -> tuple:
+    if motion is None:
+        return box
+    x0, y0, x1, y1 = box
+    corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], float) @ motion.T
+    return (corners[:, 0].min(), corners[:, 1].min(), corners[:, 0].max(), corners[:, 1].max())
 
 
 def _grow(box: tuple, fraction: float) -> tuple:

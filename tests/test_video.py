@@ -120,6 +120,30 @@ def test_detection_held_between_detection_frames(clip, tmp_path, monkeypatch):
     assert_every_face_replaced(out, truth)
 
 
+def test_held_boxes_follow_the_camera(tmp_path, monkeypatch):
+    """The face slides 13 px a frame; after the last detection (frame 6) it is only covered in frames 7-11
+    because the held box follows the motion estimated between frames."""
+    source, out = tmp_path / "fast.mp4", tmp_path / "out.mp4"
+    truth = make_clip(source, frames=12, audio=False)
+    monkeypatch.setattr(video, "DETECT_EVERY", 6)
+    monkeypatch.setattr(video, "HOLD", 6)
+    assert protect_video(source, out, MAGENTA_OPTIONS).detected_frames == 2
+    assert_every_face_replaced(out, truth)
+
+
+def test_scene_cut_ends_the_hold(tmp_path, monkeypatch):
+    """The face's box is not carried over a hard cut: the frames after it (no face) are left untouched."""
+    source, out = tmp_path / "cut.mp4", tmp_path / "out.mp4"
+    truth = make_clip(source, frames=16, audio=False, cut_at=6)
+    monkeypatch.setattr(video, "DETECT_EVERY", 8)
+    monkeypatch.setattr(video, "HOLD", 8)
+    result = protect_video(source, out, MAGENTA_OPTIONS)
+    assert result.scene_cuts == 1
+    frames = decode_frames(out)
+    assert min(magenta_share(rgb, box) for rgb, box in zip(frames[:6], truth)) >= 0.95
+    assert max(magenta_share(rgb, None) for rgb in frames[6:]) == 0
+
+
 @pytest.mark.parametrize("name, kind, kept", [
     ("index-last.mp4", {}, 0.6),  # the index (moov) is cut off
     ("index-first.mp4", {"faststart": True, "audio": False}, 0.9),  # frames missing the index lists

@@ -24,11 +24,16 @@ CHAPTER = "Birthday at Grandma's"
 COVER = b"\xff\xd8\xff\xe0" + b"cover art of the family " * 20
 
 
-def upright_frames(frames: int):
-    """(frame, face box) pairs: the photo slides from left to right over a grey background."""
+def upright_frames(frames: int, cut_at: int | None = None):
+    """(frame, face box) pairs: the photo slides from left to right over a grey background. From frame
+    cut_at on, a hard cut to a photo of coffee with no face (box None)."""
     photo = cv2.resize(data.astronaut(), (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+    coffee = cv2.resize(data.coffee(), (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
     scale = FACE_SIZE / 512
     for i in range(frames):
+        if cut_at is not None and i >= cut_at:
+            yield coffee, None
+            continue
         x = -60 + round(i * 140 / max(frames - 1, 1))
         canvas = np.full((HEIGHT, WIDTH, 3), 90, np.uint8)
         left, right = max(x, 0), min(x + FACE_SIZE, WIDTH)
@@ -38,7 +43,8 @@ def upright_frames(frames: int):
 
 
 def make_clip(path: Path, frames: int = 24, fps: int = 12, rotation: int = 0, audio: bool = True,
-              metadata: bool = True, faststart: bool = False, container: str = "mp4", codec: str = "libx264"):
+              metadata: bool = True, faststart: bool = False, container: str = "mp4", codec: str = "libx264",
+              cut_at: int | None = None):
     """Writes the clip; returns the face box of each frame, in displayed (upright) pixels. rotation=90 stores
     each frame turned clockwise with a display matrix that turns it back (as a phone held upright does)."""
     options = {"movflags": "+faststart+use_metadata_tags"} if container == "mp4" and faststart else (
@@ -59,7 +65,7 @@ def make_clip(path: Path, frames: int = 24, fps: int = 12, rotation: int = 0, au
         if rotation:
             stream.set_display_rotation(rotation)
         sound = out.add_stream("aac" if container == "mp4" else "libopus", rate=48000) if audio else None
-        for canvas, box in upright_frames(frames):
+        for canvas, box in upright_frames(frames, cut_at):
             stored_pixels = np.ascontiguousarray(np.rot90(canvas, k=-rotation // 90))
             for packet in stream.encode(av.VideoFrame.from_ndarray(stored_pixels, format="rgb24")):
                 out.mux(packet)
@@ -97,6 +103,8 @@ def middle(box, share: float = 0.6):
 
 def magenta_share(rgb: np.ndarray, box) -> float:
     """Share of the box's middle (clipped to the frame) that is magenta after lossy coding (faces-dev's rule)."""
+    if box is None:  # no face: the share of the whole frame
+        return float(((rgb[..., 0] >= 200) & (rgb[..., 2] >= 200) & (rgb[..., 1] <= 60)).mean())
     x0, y0, x1, y1 = middle(box)
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, rgb.shape[1]), min(y1, rgb.shape[0])
     if x1 <= x0 or y1 <= y0:
