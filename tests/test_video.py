@@ -313,3 +313,19 @@ def test_server_job_cancel_and_errors(server, clip, tmp_path):
     assert server.request("GET", f"/v1/video/{bad['id']}/result").status == 422
     assert server.request("POST", "/v1/video?fill=blur", body=b"x").status == 400
     assert server.request("GET", "/v1/health").status == 200  # the server stays up
+
+
+def test_upload_left_by_a_crashed_server_removed_at_next_start(tmp_path):
+    first = start_server(tmp_path / "config")
+    part = first.request("POST", "/v1/video?more=1", body=b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 1000)
+    assert part.status == 202
+    left = _job_folders(first)
+    assert left and (left[0] / "input").exists()
+    first.kill()  # SIGKILL: no clean-up runs
+    assert left[0].exists()
+    second = start_server(tmp_path / "config")
+    try:
+        assert not left[0].exists()
+    finally:
+        second.stop()
+
