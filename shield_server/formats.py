@@ -2,16 +2,22 @@
 sees (EXIF orientation applied, sRGB, 8-bit), and encode with no metadata at all.
 
 Decoded frames are numpy arrays: HxWx3 (RGB) or HxWx4 (RGBA) uint8.
+
+A file with several images is either an animation (GIF, APNG, animated WebP, AVIF sequence: every frame is
+kept) or a still with extra pictures (MPO/MPF JPEG, multi-page TIFF, HEIC with several images): only its
+primary image is decoded and written; the others are counted in `DecodedImage.dropped`.
 """
 
 import io
+import re
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 import pillow_heif
 from PIL import Image, ImageCms, ImageOps, ImageSequence
 
-from shield_server.errors import BadOptions, TooLarge, UndecodableImage, UnsupportedImage
+from shield_server.errors import BadOptions, ShieldError, TooLarge, UndecodableImage, UnsupportedImage
 
 pillow_heif.register_heif_opener()
 
@@ -19,9 +25,10 @@ DEFAULT_MAX_BYTES = 40_000_000
 DEFAULT_MAX_PIXELS = 50_000_000
 MAX_FRAMES = 500
 
-# check_limits() refuses oversized images from their header, with the caller's limit and a clear message,
-# before any pixel is decoded; Pillow's own fixed guard would only get in its way.
-Image.MAX_IMAGE_PIXELS = None
+# check_limits() refuses oversized images from their headers, with the caller's limit and a clear message,
+# before any pixel is decoded. Pillow's own guard (Image.MAX_IMAGE_PIXELS, left at its default) stays on
+# as a second line: it refuses images over twice that (~179 MP) wherever Pillow meets one.
+ANIMATION_FORMATS = {"gif", "png", "webp", "avif"}  # several frames are an animation; elsewhere, extra pictures
 
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 AVIF_BRANDS = {b"avif", b"avis"}
@@ -35,6 +42,7 @@ OUTPUT_FORMATS = {
 }
 # Formats browsers display are kept; the others become JPEG, or PNG when they carry transparency.
 KEPT_FORMATS = {"jpeg", "png", "webp", "gif"}
+ANIMATED_OUTPUTS = {"gif", "webp", "png"}  # PNG as APNG
 
 
 @dataclass
@@ -43,6 +51,7 @@ class DecodedImage:
     source_format: str
     durations: list[int] = field(default_factory=list)
     loop: int = 0
+    dropped: int = 0  # images of the file that are not in `frames` (a still's extra pictures or pages)
 
     @property
     def width(self) -> int:
@@ -105,25 +114,89 @@ PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "webp": "WEBP", "b
                   "tiff": "TIFF", "heif": "HEIF", "avif": "AVIF"}
 
 
+def _reason(exc: Exception) -> str:
+    """An exception's text without object reprs such as <_io.BytesIO object at 0x7f...>."""
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "it is not a valid image of that format"
+    text = re.sub(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>", "", str(exc)).strip(" :")
+    return text or type(exc).__name__
+
+
 def _open(data: bytes, fmt: str) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=[PILLOW_FORMATS[fmt]])
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(f"The image is too large to protect: {_reason(exc)}") from None
     except Exception as exc:
-        raise UndecodableImage(f"The {fmt.upper()} file could not be read: {exc}") from None
+        raise UndecodableImage(f"The {fmt.upper()} file could not be read: {_reason(exc)}.") from None
 
 
-def check_limits(image: Image.Image, max_pixels: int) -> int:
-    """Refuse images whose declared size is too big, before a single pixel is decoded. Returns frame count."""
-    width, height = image.size
-    frames = getattr(image, "n_frames", 1)
-    if width <= 0 or height <= 0:
+def image_sizes(image: Image.Image, data: bytes, fmt: str) -> list[tuple[int, int]]:
+    """(width, height) of every frame, page or picture the file holds, read from headers only: no pixel is
+    decoded. At most MAX_FRAMES + 1 are listed."""
+    if fmt == "gif":
+        return _gif_canvas_sizes(data, MAX_FRAMES + 1)
+    if fmt == "heif":
+        return [picture.size for picture in pillow_heif.open_heif(io.BytesIO(data))][:MAX_FRAMES + 1]
+    if fmt in ("tiff", "jpeg"):  # TIFF pages, MPF pictures: each has its own header, read by seeking
+        sizes = []
+        try:
+            while len(sizes) <= MAX_FRAMES:
+                image.seek(len(sizes))
+                sizes.append(image.size)
+        except EOFError:
+            pass
+        image.seek(0)
+        return sizes
+    # APNG, animated WebP and AVIF sequences: their readers refuse a frame that reaches past the canvas.
+    return [image.size] * min(getattr(image, "n_frames", 1), MAX_FRAMES + 1)
+
+
+def _gif_canvas_sizes(data: bytes, limit: int) -> list[tuple[int, int]]:
+    """The canvas each GIF frame is decoded onto. Pillow grows the canvas to hold a frame that reaches past
+    it, so frame 2 may be far bigger than the screen size in the file's header: every frame descriptor is
+    read (as Pillow reads them, unknown bytes skipped one by one)."""
+    width, height, flags = struct.unpack_from("<HHB", data, 6)
+    at = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    sizes = []
+    while at < len(data) and len(sizes) < limit:
+        kind, at = data[at], at + 1
+        if kind == 0x3B:  # trailer
+            break
+        if kind == 0x21:  # extension: label, then sub-blocks
+            at = _after_sub_blocks(data, at + 1)
+        elif kind == 0x2C and at + 9 <= len(data):  # image descriptor: x, y, w, h, flags
+            x, y, w, h, flags = struct.unpack_from("<HHHHB", data, at)
+            width, height = max(width, x + w), max(height, y + h)
+            sizes.append((width, height))
+            at += 9 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1  # colour table, LZW code size
+            at = _after_sub_blocks(data, at)
+    return sizes
+
+
+def _after_sub_blocks(data: bytes, at: int) -> int:
+    while at < len(data) and data[at]:
+        at += 1 + data[at]
+    return at + 1
+
+
+def check_limits(sizes: list[tuple[int, int]], animated: bool, max_pixels: int) -> None:
+    """Refuse a file whose images, measured from their headers, are too big to decode: every image on its
+    own, and an animation's frames together (each is decoded in full)."""
+    if not sizes or any(w <= 0 or h <= 0 for w, h in sizes):
         raise UndecodableImage("The image declares no pixels.")
-    if width * height > max_pixels:
-        raise TooLarge(f"The image is {width}x{height} ({width * height / 1e6:.0f} MP); "
-                       f"the limit is {max_pixels / 1e6:.0f} MP.")
-    if frames > MAX_FRAMES or width * height * frames > max_pixels:
-        raise TooLarge(f"The animation has {frames} frames of {width}x{height}: too many pixels to protect.")
-    return frames
+    for index, (width, height) in enumerate(sizes):
+        if width * height > max_pixels:
+            which = "The image" if index == 0 else f"{'Frame' if animated else 'Image'} {index + 1} in the file"
+            raise TooLarge(f"{which} is {width}x{height} ({width * height / 1e6:.0f} MP); "
+                           f"the limit is {max_pixels / 1e6:.0f} MP.")
+    if len(sizes) > MAX_FRAMES:
+        raise TooLarge(f"The file holds more than {MAX_FRAMES} images: too many to protect.")
+    total = sum(w * h for w, h in sizes)
+    if animated and total > max_pixels:
+        width, height = max(sizes, key=lambda size: size[0] * size[1])
+        raise TooLarge(f"The animation has {len(sizes)} frames of up to {width}x{height} ({total / 1e6:.0f} MP "
+                       f"in all): too many pixels to protect; the limit is {max_pixels / 1e6:.0f} MP.")
 
 
 def _to_srgb(frame: Image.Image) -> Image.Image:
@@ -159,18 +232,29 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DE
         raise TooLarge(f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.")
     fmt = sniff(data)
     image = _open(data, fmt)
-    frame_count = check_limits(image, max_pixels)
-    frames, durations = [], []
     try:
-        for frame in (ImageSequence.Iterator(image) if frame_count > 1 else [image]):
-            upright = ImageOps.exif_transpose(frame) if frame_count == 1 else frame
-            frames.append(np.array(_to_srgb(upright)))
+        sizes = image_sizes(image, data, fmt)
+        animated = fmt in ANIMATION_FORMATS and len(sizes) > 1
+        check_limits(sizes, animated, max_pixels)
+        # A still's primary image is the one open now (HEIC names it; TIFF and MPF put it first).
+        pictures = ImageSequence.Iterator(image) if animated else [image]
+        frames, durations, decoded = [], [], 0
+        for frame in pictures:
+            decoded += frame.size[0] * frame.size[1]
+            if decoded > max_pixels or len(frames) == len(sizes):  # headers and decoder disagree: stop
+                raise TooLarge("The image holds more pixels than its headers declare: too many to protect.")
+            # Orientation per image: the pixels become what a viewer sees before faces are searched.
+            frames.append(np.array(_to_srgb(ImageOps.exif_transpose(frame))))
             durations.append(int(frame.info.get("duration", 100)))
+    except ShieldError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(f"The image is too large to protect: {_reason(exc)}") from None
     except Exception as exc:
-        raise UndecodableImage(f"The {fmt.upper()} file is damaged or truncated: {exc}") from None
+        raise UndecodableImage(f"The {fmt.upper()} file is damaged or truncated: {_reason(exc)}.") from None
     if len({f.shape for f in frames}) != 1:
         frames = [_match_frame(f, frames[0].shape) for f in frames]
-    return DecodedImage(frames, fmt, durations, int(image.info.get("loop", 0)))
+    return DecodedImage(frames, fmt, durations, int(image.info.get("loop", 0)), dropped=len(sizes) - len(frames))
 
 
 def _match_frame(frame: np.ndarray, shape: tuple) -> np.ndarray:
@@ -182,14 +266,23 @@ def _match_frame(frame: np.ndarray, shape: tuple) -> np.ndarray:
     return np.array(img)
 
 
-def output_format(source_format: str, requested: str, has_alpha: bool) -> str:
+def output_format(source_format: str, requested: str, has_alpha: bool, animated: bool = False) -> str:
     if requested == "same":
         if source_format in KEPT_FORMATS:
             return source_format
+        if animated:  # an AVIF sequence: WebP keeps every frame (and transparency)
+            return "webp"
         return "png" if has_alpha else "jpeg"
     if requested not in OUTPUT_FORMATS:
         raise BadOptions(f"Unknown output format {requested!r}: use same, png, jpeg or webp.")
     return requested
+
+
+def keep_what_fits(image: DecodedImage, fmt: str) -> None:
+    """An animation written as JPEG keeps its first frame only (counted as dropped)."""
+    if fmt not in ANIMATED_OUTPUTS and len(image.frames) > 1:
+        image.dropped += len(image.frames) - 1
+        del image.frames[1:], image.durations[1:]
 
 
 def encode(image: DecodedImage, fmt: str) -> bytes:
@@ -197,8 +290,9 @@ def encode(image: DecodedImage, fmt: str) -> bytes:
     pillow_format = OUTPUT_FORMATS[fmt][0]
     pictures = [_for_format(Image.fromarray(f), fmt) for f in image.frames]
     out = io.BytesIO()
-    animated = len(pictures) > 1 and fmt in ("gif", "webp")
-    if animated:
+    if len(pictures) > 1:
+        if fmt not in ANIMATED_OUTPUTS:
+            raise ValueError(f"{fmt} cannot hold an animation")  # keep_what_fits() was not called: a bug
         pictures[0].save(out, pillow_format, save_all=True, append_images=pictures[1:],
                          duration=image.durations, loop=image.loop, **_quality(fmt))
     else:

@@ -4,6 +4,8 @@ decode -> detect -> redact -> verify -> encode. The CLI, the server and the loca
 page all call protect(); nothing else decides what a protected photo is.
 """
 
+import json
+import math
 import re
 import threading
 import time
@@ -20,6 +22,11 @@ from shield_server.errors import BadOptions, ProtectionFailed
 MODES = ("faces", "people")
 OUTPUT_CHOICES = ("same", "png", "jpeg", "webp")
 MAX_MARGIN = 2.0
+MAX_REGIONS = 200  # per list (regions, keep): far more than a person draws, few enough to check quickly
+KEEP_MIN_IOU = 0.5  # a keep box names the detection it overlaps by at least this intersection over union
+OPTION_NAMES = {"fill", "color", "colour", "margin", "format", "mode", "sticker", "regions", "keep"}
+
+Box = tuple[float, float, float, float]
 
 # Detectors run their models on both cores already; one photo at a time through them keeps memory
 # bounded and the models' internal state safe from concurrent calls.
@@ -28,13 +35,18 @@ _detector_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class ProtectOptions:
-    fill: str = "solid"  # "solid" or "noise"
+    fill: str = "solid"  # "solid", "noise" or "sticker"
     color: tuple[int, int, int] = (0, 0, 0)
     margin: float = redact.DEFAULT_MARGIN
     format: str = "same"  # "same", "png", "jpeg" or "webp"
     mode: str = "faces"  # "faces" or "people" (whole silhouettes)
     max_bytes: int = formats.DEFAULT_MAX_BYTES
     max_pixels: int = formats.DEFAULT_MAX_PIXELS
+    sticker: str = "smile"  # with fill="sticker": one of redact.STICKERS
+    # Boxes in pixels of the upright photo: regions are replaced in addition to the faces found; keep names
+    # detected faces the person chose to leave as they are. Detection always runs.
+    regions: tuple[Box, ...] = ()
+    keep: tuple[Box, ...] = ()
 
     def __post_init__(self):
         if self.fill in redact.REFUSED_FILLS:
@@ -42,7 +54,9 @@ class ProtectOptions:
                              "recognised by AI models. Use a solid colour or noise, which keep nothing "
                              "of the original pixels.")
         if self.fill not in redact.FILLS:
-            raise BadOptions(f"Unknown fill {self.fill!r}: use 'solid' or 'noise'.")
+            raise BadOptions(f"Unknown fill {self.fill!r}: use 'solid', 'noise' or 'sticker'.")
+        if self.sticker not in redact.STICKERS:
+            raise BadOptions(f"Unknown sticker {self.sticker!r}: use one of {', '.join(redact.STICKERS)}.")
         if not (len(self.color) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in self.color)):
             raise BadOptions("The colour must be three 0-255 values.")
         if not 0 <= self.margin <= MAX_MARGIN:
@@ -51,12 +65,14 @@ class ProtectOptions:
             raise BadOptions(f"Unknown format {self.format!r}: use one of {', '.join(OUTPUT_CHOICES)}.")
         if self.mode not in MODES:
             raise BadOptions(f"Unknown mode {self.mode!r}: use 'faces' or 'people'.")
+        _check_boxes("regions", self.regions)
+        _check_boxes("keep", self.keep)
 
     @classmethod
     def from_params(cls, params: Mapping[str, str], **limits) -> "ProtectOptions":
-        """Options from text parameters (query string, form, CLI): fill, color, margin, format, mode.
-        fill may also be a colour, meaning a solid fill of that colour."""
-        unknown = set(params) - {"fill", "color", "colour", "margin", "format", "mode"}
+        """Options from text parameters (query string, form, CLI): fill, color, margin, format, mode, sticker,
+        and regions/keep as JSON lists of [x0, y0, x1, y1]. fill may also be a colour, meaning a solid fill."""
+        unknown = set(params) - OPTION_NAMES
         if unknown:
             raise BadOptions(f"Unknown option(s): {', '.join(sorted(unknown))}.")
         fill = params.get("fill", "solid").strip().lower()
@@ -69,7 +85,9 @@ class ProtectOptions:
             raise BadOptions("The margin must be a number.") from None
         return cls(fill=fill, color=parse_color(color_text) if color_text else cls.color, margin=margin,
                    format=params.get("format", "same").lower(), mode=params.get("mode", "faces").lower(),
-                   **limits)
+                   sticker=params.get("sticker", cls.sticker).strip().lower(),
+                   regions=parse_boxes("regions", params.get("regions", "[]")),
+                   keep=parse_boxes("keep", params.get("keep", "[]")), **limits)
 
 
 def parse_color(text: str) -> tuple[int, int, int]:
@@ -78,6 +96,65 @@ def parse_color(text: str) -> tuple[int, int, int]:
         raise BadOptions(f"Not a colour: {text!r}. Use RRGGBB hex, e.g. #000000.")
     value = match.group(1)
     return tuple(int(value[i:i + 2], 16) for i in (0, 2, 4))
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def parse_boxes(name: str, text: str) -> tuple[Box, ...]:
+    """A JSON list of [x0, y0, x1, y1] boxes (checked by _check_boxes when the options are built)."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError:
+        raise BadOptions(f"'{name}' is not valid JSON: expected a list of [x0, y0, x1, y1] boxes, "
+                         "e.g. [[10, 20, 110, 140]].") from None
+    if not isinstance(value, list):
+        raise BadOptions(f"'{name}' must be a JSON list of [x0, y0, x1, y1] boxes.")
+    if not all(isinstance(box, list) for box in value):
+        raise BadOptions(f"Each box of '{name}' must be a list [x0, y0, x1, y1].")
+    return tuple(tuple(box) for box in value)
+
+
+def _finite_number(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _check_boxes(name: str, boxes) -> None:
+    if len(boxes) > MAX_REGIONS:
+        raise BadOptions(f"'{name}' has {len(boxes)} boxes; at most {MAX_REGIONS} are accepted.")
+    for box in boxes:
+        if len(box) != 4:
+            raise BadOptions(f"Each box of '{name}' must have 4 numbers [x0, y0, x1, y1]; got {list(box)!r:.80}.")
+        if not all(_finite_number(v) for v in box):
+            raise BadOptions(f"A box of '{name}' holds something that is not a number: {list(box)!r:.80}.")
+        x0, y0, x1, y1 = box
+        if x1 <= x0 or y1 <= y0:
+            raise BadOptions(f"A box of '{name}' is empty or inverted (x1 <= x0 or y1 <= y0): {list(box)!r:.80}.")
+
+
+def _pixel_box(name: str, box: Box, width: int, height: int) -> tuple[int, int, int, int]:
+    """Whole pixels covering the box. Boxes past the photo's edges are refused, never clipped: a region drawn
+    for another size or orientation of the photo would otherwise land on the wrong pixels unnoticed."""
+    x0, y0, x1, y1 = box
+    if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+        raise BadOptions(f"A box of '{name}' is outside the {width}x{height} photo (as shown upright): "
+                         f"{list(box)!r:.80}.")
+    return math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)
+
+
+def _iou(a, b) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 @dataclass(frozen=True)
@@ -97,14 +174,45 @@ class ProtectResult:
     extension: str
     width: int
     height: int
-    faces: list[Face]
-    frames: int
+    faces: list[Face]  # detected and replaced
+    frames: int  # frames in the output
     timings_ms: dict[str, float] = field(default_factory=dict)
+    kept: list[Face] = field(default_factory=list)  # detected, left as they are (options.keep)
+    added: list[tuple[int, int, int, int]] = field(default_factory=list)  # options.regions, replaced
+    dropped: int = 0  # images of the input not in the output (a still's extra pictures or pages)
 
     def report(self) -> dict:
         return {"faces": len(self.faces), "boxes": [list(f.box) for f in self.faces],
-                "detections": [f.as_dict() for f in self.faces], "width": self.width, "height": self.height,
-                "frames": self.frames, "format": self.extension, "timings_ms": self.timings_ms}
+                "detections": detections(self.faces, self.kept), "added": [list(b) for b in self.added],
+                "kept": [list(f.box) for f in self.kept], "width": self.width, "height": self.height,
+                "frames": self.frames, "dropped_images": self.dropped, "format": self.extension,
+                "timings_ms": self.timings_ms}
+
+
+def detections(replaced: list[Face], kept: list[Face]) -> list[dict]:
+    """Every detected face, each marked kept (left as it is) or not (replaced)."""
+    return [{**f.as_dict(), "kept": False} for f in replaced] + [{**f.as_dict(), "kept": True} for f in kept]
+
+
+@dataclass
+class Plan:
+    """What the person's choices make of the detections: faces replaced, faces kept, regions added."""
+    replaced: list[Face]
+    kept: list[Face]
+    added: list[tuple[int, int, int, int]]
+
+
+def plan(faces: list[Face], options: ProtectOptions, width: int, height: int) -> Plan:
+    added = [_pixel_box("regions", box, width, height) for box in options.regions]
+    kept_ids = set()
+    for box in options.keep:
+        matches = {i for i, face in enumerate(faces) if _iou(box, face.box) >= KEEP_MIN_IOU}
+        if not matches:
+            raise BadOptions(f"A box of 'keep' matches no detected face (overlap under {KEEP_MIN_IOU} IoU): "
+                             f"{list(box)!r:.80}. Use the boxes the report lists as detections.")
+        kept_ids |= matches
+    return Plan([f for i, f in enumerate(faces) if i not in kept_ids],
+                [f for i, f in enumerate(faces) if i in kept_ids], added)
 
 
 class _Stopwatch:
@@ -148,12 +256,12 @@ def _find_faces(frames: list[np.ndarray], detector) -> list[Face]:
     return [f for f in found if f.box[2] > f.box[0] and f.box[3] > f.box[1]]
 
 
-def _verify(frames, mask: np.ndarray, options: ProtectOptions) -> None:
+def _verify(frames, mask: np.ndarray, values: np.ndarray) -> None:
     """Fail closed if any pixel that should be replaced is not (a bug must never release a face)."""
-    if options.fill != "solid" or not mask.any():
+    if not mask.any():
         return
     for frame in frames:
-        if not (frame[mask, :3] == np.array(options.color, dtype=np.uint8)).all():
+        if not (frame[mask, :3] == values).all():
             raise ProtectionFailed("Redaction check failed: a face region was not fully replaced.")
         if frame.shape[2] == 4 and not (frame[mask, 3] == 255).all():
             raise ProtectionFailed("Redaction check failed: a redacted region is not opaque.")
@@ -162,32 +270,40 @@ def _verify(frames, mask: np.ndarray, options: ProtectOptions) -> None:
 def protect(data: bytes, options: ProtectOptions = ProtectOptions()) -> ProtectResult:
     clock = _Stopwatch()
     image = formats.decode(data, options.max_bytes, options.max_pixels)
-    fmt = formats.output_format(image.source_format, options.format, image.has_alpha)
+    fmt = formats.output_format(image.source_format, options.format, image.has_alpha, len(image.frames) > 1)
+    formats.keep_what_fits(image, fmt)
     clock.lap("decode")
 
-    faces = _find_faces(image.frames, default_detector())
-    clock.lap("detect")
     height, width = image.frames[0].shape[:2]
-    mask = redact.head_mask([f.box for f in faces], options.margin, width, height)
+    choices = plan(_find_faces(image.frames, default_detector()), options, width, height)
+    clock.lap("detect")
+    heads = [f.box for f in choices.replaced]
+    mask = redact.head_mask(heads, options.margin, width, height)
     if options.mode == "people":  # segments the original pixels, so before anything is replaced
         from shield_server import people
 
-        mask |= people.people_mask(image.frames, [f.box for f in faces], options.margin)
+        mask |= people.people_mask(image.frames, heads, options.margin)
         clock.lap("people")
-    # Every frame gets the union of every frame's faces: a face missed in one frame of an animation is
-    # still covered by its detection in the others.
+    mask |= redact.rectangle_mask(choices.added, width, height)
+    sticker_boxes = [redact.head_ellipse_box(box, options.margin) for box in heads] + choices.added
+    values = redact.replacement(mask, options.fill, options.color, options.sticker, sticker_boxes)
+    # Every frame gets the union of every frame's faces (and every added region): a face missed in one frame
+    # of an animation is still covered by its detection in the others.
     for frame in image.frames:
-        redact.fill_pixels(frame, mask, options.fill, options.color)
+        redact.fill_pixels(frame, mask, values)
     clock.lap("redact")
-    _verify(image.frames, mask, options)
+    _verify(image.frames, mask, values)
 
     encoded = formats.encode(image, fmt)
     clock.lap("encode")
     return ProtectResult(encoded, formats.mime_type(fmt), formats.extension(fmt), image.width, image.height,
-                         faces, len(image.frames), clock.total())
+                         choices.replaced, len(image.frames), clock.total(), choices.kept, choices.added,
+                         image.dropped)
 
 
-def detect_only(data: bytes, options: ProtectOptions = ProtectOptions()) -> tuple[list[Face], int, int]:
-    """Faces of a photo without redacting it (for previews); same decoding and limits as protect()."""
+def detect_only(data: bytes, options: ProtectOptions = ProtectOptions()) -> tuple[Plan, int, int]:
+    """Faces of a photo without redacting it (for previews), sorted by the person's keep/regions choices;
+    same decoding, limits and checks as protect()."""
     image = formats.decode(data, options.max_bytes, options.max_pixels)
-    return _find_faces(image.frames[:1], default_detector()), image.width, image.height
+    faces = _find_faces(image.frames[:1], default_detector())
+    return plan(faces, options, image.width, image.height), image.width, image.height

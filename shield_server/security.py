@@ -1,11 +1,12 @@
 """Every request check of the local server, in one place: Host, Origin, token, body size, admission.
 
-Order of checks for each request: Host (defeats DNS rebinding) -> Origin (refuses web pages) -> token
-(the real credential) -> body size -> admission to the bounded work queue. See docs/SECURITY.md.
+Order of checks for each request: Host (defeats DNS rebinding) -> Origin (refuses web pages) -> each option
+once -> token (the real credential) -> body size -> admission to the bounded work queue. See docs/SECURITY.md.
 """
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 import threading
@@ -22,6 +23,13 @@ TOKEN_HEADER = "X-Shield-Token"
 PAGE_KEY_HEADER = "X-Shield-Page-Key"
 API_PREFIX = "/v1/"
 IDENTIFY_PATH = "/v1/identify"  # the one API path answered without a token (it proves the server knows it)
+PAGE_PATHS = ("/", "/connect")  # the local pages that carry the page key
+PAIRING_SECRET_HEADER = "X-Shield-Pairing-Secret"
+# One-click pairing (server/pairing_requests.py): only an extension opens a request; collecting its answer
+# needs no token but the request's secret (browsers send no Origin on an extension's GET); listing and
+# deciding requests is for the local page (credentials and same user).
+PAIRING_PATH = "/v1/pairing"
+_PAIRING_COLLECT = re.compile(r"/v1/pairing/[0-9a-f]{32}")
 CORS_EXPOSE_HEADERS = "X-Shield-Report, Content-Disposition"
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{16,256}")
 # A Firefox extension origin is moz-extension://<per-install UUID>.
@@ -41,12 +49,22 @@ class ForbiddenOrigin(ShieldError):
     code, status = "forbidden_origin", 403
 
 
+class ForbiddenPeer(ShieldError):
+    code, status = "forbidden_peer", 403
+
+
 class Busy(ShieldError):
+    """The queue is full: refused at once. retry_after_s goes out as the Retry-After header."""
+
     code, status = "busy", 429
+    retry_after_s = 2
 
 
 class BusyTimeout(Busy):
+    """The photo could not start within the queue's deadline (a long job ahead of it)."""
+
     status = 503
+    retry_after_s = 5
 
 
 def validate_extra_origin(origin: str) -> str:
@@ -71,7 +89,7 @@ class RequestPolicy:
         # and is only ever written into the page served to loopback Hosts (see SECURITY.md).
         self.page_key = secrets.token_urlsafe(32)
 
-    def check_request(self, method: str, path: str, headers, content_length: int | None) -> bool:
+    def check_request(self, method: str, path: str, headers, content_length: int | None, query) -> bool:
         """Every check, in order; raises the first failure. True means an allowed CORS preflight to answer."""
         self.check_host(headers.get("Host"))
         if not path.startswith(API_PREFIX):
@@ -80,7 +98,14 @@ class RequestPolicy:
         self.check_origin(headers.get("Origin"))
         if method == "OPTIONS":
             return True
+        check_query(query)
         if path == IDENTIFY_PATH:
+            return False
+        if method == "POST" and path == PAIRING_PATH:
+            if not self.is_extension_origin(headers.get("Origin") or ""):
+                raise ForbiddenOrigin("Only the browser extension can ask to pair.")
+            return False
+        if method == "GET" and _PAIRING_COLLECT.fullmatch(path):
             return False
         self.check_credentials(headers)
         self.check_content_length(content_length)
@@ -94,7 +119,7 @@ class RequestPolicy:
         if not preflight:
             return {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
         answer = {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
-                  "Access-Control-Allow-Headers": f"{TOKEN_HEADER}, Content-Type", "Access-Control-Max-Age": "600"}
+                  "Access-Control-Allow-Headers": f"{TOKEN_HEADER}, {PAIRING_SECRET_HEADER}, Content-Type", "Access-Control-Max-Age": "600"}
         if headers.get("Access-Control-Request-Private-Network") == "true":
             answer["Access-Control-Allow-Private-Network"] = "true"
         return answer
@@ -119,7 +144,7 @@ class RequestPolicy:
         if origin is not None and origin.lower() not in self.own_origins:
             raise ForbiddenOrigin("The page is only served to this server's own origin.")
         destination = headers.get("Sec-Fetch-Dest")
-        if path == "/" and destination not in (None, "document"):
+        if path in PAGE_PATHS and destination not in (None, "document"):
             raise ForbiddenOrigin("The page can only be opened as a page.")
 
     def check_credentials(self, headers) -> None:
@@ -150,10 +175,43 @@ class RequestPolicy:
         message = f"photo-shield-proof:{challenge}".encode()
         return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
 
+    def check_same_user(self, peer_address: str | None, peer_port: str | None) -> None:
+        """The connection comes from a program of the user running this server (Linux: /proc/net/tcp says
+        which user owns the client's end of a loopback connection). Elsewhere this cannot be told, so the
+        one call that needs it is refused and `shield pair` remains the way to pair."""
+        owner = loopback_peer_uid(peer_address, peer_port, self.port)
+        if owner is None or not hasattr(os, "getuid") or owner != os.getuid():
+            raise ForbiddenPeer("Only the user running Photo Shield can allow a browser to connect "
+                                "(or run `shield pair` and paste the token).")
+
     def check_content_length(self, content_length: int | None) -> None:
         if content_length is not None and content_length > self.max_body_bytes:
             raise TooLarge(f"The upload is {content_length / 1e6:.1f} MB; the limit is "
                            f"{self.max_body_bytes / 1e6:.0f} MB.")
+
+
+def loopback_peer_uid(peer_address: str | None, peer_port: str | None, server_port: int) -> int | None:
+    """The user id owning the client end of the IPv4 loopback connection peer_port -> server_port, or None."""
+    if peer_address != "127.0.0.1" or not str(peer_port or "").isdigit():
+        return None
+    wanted = (f"0100007F:{int(peer_port):04X}", f"0100007F:{int(server_port):04X}")
+    try:
+        with open("/proc/net/tcp", encoding="ascii") as table:
+            for line in table.readlines()[1:]:
+                fields = line.split()
+                if (fields[1], fields[2]) == wanted:
+                    return int(fields[7])
+    except OSError:
+        pass
+    return None
+
+
+def check_query(query) -> None:
+    """Each option at most once (query: a MultiDict): of fill=noise&fill=000000, which one counts would be a
+    guess, and a client and the server guessing differently is how a photo gets the wrong protection."""
+    repeated = sorted(name for name in query.keys() if len(query.getlist(name)) > 1)
+    if repeated:
+        raise BadOptions(f"Option(s) given more than once: {', '.join(repeated)}. Give each option once.")
 
 
 def read_body_limited(stream, limit: int) -> bytes:
@@ -172,9 +230,10 @@ class AdmissionStats:
 
 class Admission:
     """A bounded work queue: max_active photos in processing, max_waiting more queued, the rest refused
-    at once (429). A queued request that cannot start within deadline_s is refused with 503."""
+    at once (429). A queued request that cannot start within deadline_s is refused with 503. The server's
+    sizes are in app.ServerConfig."""
 
-    def __init__(self, max_active: int = 2, max_waiting: int = 4, deadline_s: float = 30.0):
+    def __init__(self, max_active: int, max_waiting: int, deadline_s: float):
         self.max_active, self.max_waiting, self.deadline_s = max_active, max_waiting, deadline_s
         self._condition = threading.Condition()
         self.stats = AdmissionStats()

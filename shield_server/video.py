@@ -59,6 +59,7 @@ class VideoOptions:
     fill: str = "solid"
     color: tuple[int, int, int] = (0, 0, 0)
     margin: float = redact.DEFAULT_MARGIN
+    sticker: str = "smile"
     audio: bool = True
     max_bytes: int = MAX_BYTES
     max_seconds: float = MAX_SECONDS
@@ -66,8 +67,8 @@ class VideoOptions:
 
     @classmethod
     def from_params(cls, params: Mapping[str, str], **limits) -> "VideoOptions":
-        """fill, color, margin as for photos (same checks: blur refused), audio=keep|drop. Video has no
-        people mode and one output format (MP4)."""
+        """fill, color, margin, sticker as for photos (same checks: blur refused), audio=keep|drop. Video has
+        no people mode, no drawn regions or kept faces, and one output format (MP4)."""
         from shield_server.pipeline import ProtectOptions
 
         rest = dict(params)
@@ -78,8 +79,11 @@ class VideoOptions:
             raise BadOptions("Video has no people mode: faces are replaced (see docs/VIDEO.md).")
         if rest.pop("format", "same").strip().lower() not in ("same", "mp4"):
             raise BadOptions("Protected videos are always MP4 (H.264 + AAC).")
+        if {"regions", "keep"} & set(rest):
+            raise BadOptions("regions and keep are for photos: a video's faces are found in every frame.")
         photo = ProtectOptions.from_params(rest)
-        return cls(fill=photo.fill, color=photo.color, margin=photo.margin, audio=audio == "keep", **limits)
+        return cls(fill=photo.fill, color=photo.color, margin=photo.margin, sticker=photo.sticker,
+                   audio=audio == "keep", **limits)
 
 
 @dataclass
@@ -349,9 +353,13 @@ class _Transcoder:
     def _write_oldest(self) -> None:
         item = self.window.popleft()
         height, width = item.rgb.shape[:2]
-        mask = redact.head_mask(self._boxes_for(item.index), self.options.margin, width, height)
-        redact.fill_pixels(item.rgb, mask, self.options.fill, self.options.color)
-        if self.options.fill == "solid" and mask.any() and not (item.rgb[mask] == self.options.color).all():
+        options = self.options
+        heads = self._boxes_for(item.index)
+        mask = redact.head_mask(heads, options.margin, width, height)
+        values = redact.replacement(mask, options.fill, options.color, options.sticker,
+                                    [redact.head_ellipse_box(box, options.margin) for box in heads])
+        redact.fill_pixels(item.rgb, mask, values)
+        if mask.any() and not (item.rgb[mask] == values).all():
             raise ProtectionFailed("Redaction check failed: a face region was not fully replaced.")
         frame = av.VideoFrame.from_ndarray(item.rgb, format="rgb24")
         frame.pts, frame.time_base = item.pts, self.video.time_base

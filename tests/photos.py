@@ -171,3 +171,91 @@ def webp_chunk_types(data: bytes) -> list[bytes]:
         types.append(kind)
         at += 8 + length + (length & 1)
     return types
+
+
+def multi_image_still(writer: str, primary: np.ndarray, second: np.ndarray, orientation: int = 1) -> bytes:
+    """A still with a second picture (MPO/MPF JPEG, two-page TIFF, HEIC with two images), written by Pillow /
+    pillow-heif; `orientation` goes into the EXIF of every picture (for HEIC: into its irot box, which is what
+    HEIF viewers apply)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    pictures = [Image.fromarray(primary), Image.fromarray(second)]
+    for picture in pictures:
+        picture.info["exif"] = exif.tobytes()  # pillow-heif turns this into the picture's rotation box
+    out = io.BytesIO()
+    pictures[0].save(out, writer, save_all=True, append_images=pictures[1:], exif=exif.tobytes())
+    return out.getvalue()
+
+
+# Hostile files built from headers: they declare far more pixels than they carry, so they stay small.
+
+def gif_declaring(later_frames: list[tuple[int, int]]) -> bytes:
+    """A real 64x64 GIF (the astronaut) followed by frames that declare the given sizes and carry one pixel of
+    LZW data each (Pillow grows the canvas to hold a frame bigger than the first)."""
+    out = encode(np.array(Image.fromarray(astronaut()).resize((64, 64))), "GIF")
+    assert out.endswith(b";")
+    out = out[:-1]
+    for width, height in later_frames:
+        out += b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # graphic control: 100 ms
+        out += b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0) + b"\x02\x02\x44\x01\x00"  # clear, 0, end
+    return out + b";"
+
+
+def tiff_declaring(pages: list[tuple[int, int]]) -> bytes:
+    """A little-endian grayscale TIFF with one uncompressed strip per page: the first page is real (a grey
+    ramp), the others declare their size and carry 16 bytes."""
+    out = bytearray(b"II*\x00\x00\x00\x00\x00")
+    link = 4  # where the offset of the next IFD goes
+    for index, (width, height) in enumerate(pages):
+        pixels = bytes(i % 256 for i in range(width * height)) if index == 0 else bytes(16)
+        strip_at = len(out)
+        out += pixels
+        if len(out) % 2:
+            out += b"\x00"
+        ifd_at = len(out)
+        struct.pack_into("<I", out, link, ifd_at)
+        entries = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, strip_at),
+                   (277, 3, 1), (278, 4, height), (279, 4, len(pixels))]
+        out += struct.pack("<H", len(entries))
+        for tag, kind, value in entries:
+            out += struct.pack("<HHI", tag, kind, 1) + struct.pack("<I" if kind == 4 else "<HH", value,
+                                                                     *([] if kind == 4 else [0]))
+        link = len(out)
+        out += b"\x00\x00\x00\x00"
+    return bytes(out)
+
+
+def heic_declaring_second_image(width: int, height: int) -> bytes:
+    """A real two-image HEIC (the astronaut, then a small grey picture) whose second image's `ispe` box is
+    rewritten to declare width x height."""
+    second = np.full((64, 80, 3), 128, np.uint8)
+    data = bytearray(multi_image_still("HEIF", astronaut()[::4, ::4], second))
+    at = data.find(b"ispe" + bytes(4) + struct.pack(">II", 80, 64))
+    assert at > 0, "the second image's ispe box was not found"
+    struct.pack_into(">II", data, at + 8, width, height)
+    return bytes(data)
+
+
+def mpo_declaring_second_picture(width: int, height: int) -> bytes:
+    """A real MPO (the astronaut, then a small grey picture) whose second picture's frame header is rewritten
+    to declare width x height."""
+    data = bytearray(multi_image_still("MPO", astronaut()[::4, ::4], np.full((64, 80, 3), 128, np.uint8)))
+    sof = b"\xff\xc0\x00\x11\x08" + struct.pack(">HH", 64, 80)
+    at = data.find(sof)
+    assert at > 0 and data.count(sof) == 1, "the second picture's frame header was not found"
+    struct.pack_into(">HH", data, at + 5, height, width)
+    return bytes(data)
+def missed_face_scene() -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The astronaut (a face the detector finds) beside a second copy of his face, 100 px wide, with eyes, nose
+    and mouth painted over in skin colour: a face the shipped detector misses. Returns (800x512 RGB, its box)."""
+    crop = Image.fromarray(_astronaut()[50:185, 165:285]).resize((100, 112))
+    face = np.array(crop)
+    skin = face[22, 50].copy()
+    face[28:95, 10:90] = skin
+    scene = np.full((512, 800, 3), (90, 140, 90), np.uint8)
+    scene[:, :512] = _astronaut()
+    scene[300:412, 620:720] = face
+    return scene, (620, 300, 720, 412)

@@ -140,10 +140,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def start_server(config_dir, port: int | None = None, extra_args=(), timeout: float = 90) -> ServerProcess:
-    """Start `shield serve` on 127.0.0.1 (port None = any free port) with its own config folder."""
+def start_server(config_dir, port: int | None = None, extra_args=(), timeout: float = 90,
+                 env: dict | None = None) -> ServerProcess:
+    """Start `shield serve` on 127.0.0.1 (port None = any free port) with its own config folder; env: the
+    whole environment (default: this process's)."""
     config_dir = Path(config_dir)
-    env = {**os.environ, "SHIELD_CONFIG_DIR": str(config_dir), "PYTHONUNBUFFERED": "1"}
+    env = {**(os.environ if env is None else env), "SHIELD_CONFIG_DIR": str(config_dir), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "shield_server.server.serve", "--port", str(port or 0), *extra_args]
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,

@@ -99,8 +99,60 @@ def test_detections_are_in_image_coordinates_for_non_square_photos():
 def test_tiny_and_extreme_shapes_do_not_fail(shape):
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
-    for d in default_detector().detect(img):
-        assert d.x1 > d.x0 and d.y1 > d.y0
+    assert default_detector().detect(img) == []  # noise: nothing to find, and no failure
+
+
+@pytest.mark.parametrize("shape", [(72, 2400), (2400, 72), (72, 72)])
+def test_faces_in_extreme_shapes_are_found_inside_the_image(shape):
+    """A face at the far end of a thin strip: found, with a box inside the image."""
+    img = np.full((*shape, 3), 120, np.uint8)
+    face = cv2.resize((skdata.lfw_subset()[0] * 255).astype(np.uint8), (64, 64), interpolation=cv2.INTER_CUBIC)
+    y, x = shape[0] - 68, shape[1] - 68
+    img[y:y + 64, x:x + 64] = face[..., None]
+    found = default_detector().detect(img)
+    assert any(_center_inside(d, (x, y, x + 64, y + 64)) for d in found), found
+    assert all(0 <= d.x0 < d.x1 <= shape[1] and 0 <= d.y0 < d.y1 <= shape[0] for d in found)
+
+
+def _lfw_grid(size: int, count: int = 100):
+    """The 100 real LFW faces of scikit-image's lfw_subset, upscaled to `size` px, on a 10-column grid over
+    lightly noisy grey: (canvas, face boxes)."""
+    faces = skdata.lfw_subset()[:count]
+    step = 2 * size
+    canvas = np.full((-(-count // 10) * step + size, 10 * step + size, 3), 128, np.uint8)
+    canvas += np.random.default_rng(size).integers(0, 16, canvas.shape, dtype=np.uint8)
+    boxes = []
+    for i, face in enumerate(faces):
+        y, x = size + (i // 10) * step, size + (i % 10) * step
+        pixels = cv2.resize((np.clip(face, 0, 1) * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_CUBIC)
+        canvas[y:y + size, x:x + size] = pixels[..., None]
+        boxes.append((x, y, x + size, y + size))
+    return canvas, boxes
+
+
+@pytest.mark.parametrize("width", [48, 96, 192, 512])
+def test_astronaut_found_at_every_size(width):
+    """The astronaut shrunk until her face is ~9 px wide, on a grey canvas: always found, where she is."""
+    canvas = np.full((640, 640, 3), 128, np.uint8)
+    canvas[64:64 + width, 96:96 + width] = cv2.resize(skdata.astronaut(), (width, width), interpolation=cv2.INTER_AREA)
+    face = tuple(96 + v * width / 512 if i % 2 == 0 else 64 + v * width / 512 for i, v in enumerate(ASTRONAUT_FACE))
+    found = default_detector().detect(canvas)
+    assert any(_center_inside(d, face, slack=0.1) for d in found), found
+
+
+# Faces of the 100 found by the shipped detector, measured 2026-11-30 (16 px: 98, 20 px: 99, others: 100),
+# less a little slack for numeric noise between machines. Fixed numbers, not read from the detector's module:
+# doubling its pass thresholds finds 56, 54, 62, 99 and 100, and must fail here.
+LFW_GRID_MINIMUM = {16: 94, 20: 95, 24: 97, 32: 98, 48: 98}
+
+
+@pytest.mark.parametrize("size", LFW_GRID_MINIMUM)
+def test_recall_on_real_lfw_faces_stays_pinned(size):
+    canvas, boxes = _lfw_grid(size)
+    found = default_detector().detect(canvas)
+    hits = sum(any(_center_inside(d, box) for d in found) for box in boxes)
+    assert hits >= LFW_GRID_MINIMUM[size], f"{hits} of 100 faces of {size} px found"
+    assert len(found) <= 102, "more detections than faces: boxes on the background"
 
 
 def test_a_weak_candidate_is_kept_only_when_another_scale_sees_it():

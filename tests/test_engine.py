@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from photos import ASTRONAUT_FACE, astronaut, composed_scene, core, decode, encode, outside_heads
-from shield_server.errors import BadOptions
+from shield_server import redact
+from shield_server.errors import BadOptions, ProtectionFailed
 from shield_server.pipeline import ProtectOptions, protect
 
 MAGENTA = (255, 0, 255)
@@ -87,3 +88,29 @@ def test_bad_options_are_refused(params):
 def test_colour_may_be_given_as_the_fill():
     assert ProtectOptions.from_params({"fill": "#FF00FF"}).color == MAGENTA
     assert ProtectOptions.from_params({"fill": "solid", "color": "00ff00"}).color == (0, 255, 0)
+
+
+def _broken_fill(skip_rows: int = 0, leave_alpha: bool = False):
+    """A fill with a bug: it leaves the top `skip_rows` rows of each face as they were, or their alpha."""
+    def fill(frame, mask, values):
+        partial = mask.copy()
+        rows = np.nonzero(mask.any(axis=1))[0]
+        partial[rows[:skip_rows]] = False
+        frame[partial, :3] = values[partial[mask]]
+        if frame.shape[2] == 4 and not leave_alpha:
+            frame[partial, 3] = 255
+    return fill
+
+
+@pytest.mark.parametrize("broken,alpha", [(_broken_fill(skip_rows=3), False), (_broken_fill(leave_alpha=True), True)],
+                         ids=["rows_left_unfilled", "alpha_left_transparent"])
+def test_a_face_left_by_a_broken_fill_fails_closed(monkeypatch, broken, alpha):
+    photo = astronaut()
+    if alpha:
+        photo = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+        photo[..., 3][core(ASTRONAUT_FACE)] = 0  # the face hides behind transparency; a fill must make it opaque
+    data = encode(photo, "PNG")
+    assert len(protect(data, PNG_MAGENTA).faces) >= 1  # with the real fill, the photo is protected
+    monkeypatch.setattr(redact, "fill_pixels", broken)
+    with pytest.raises(ProtectionFailed):
+        protect(data, PNG_MAGENTA)

@@ -98,3 +98,11 @@ def test_content_scripts_never_call_the_server_themselves():
         assert "127.0.0.1" not in text and "XMLHttpRequest(" not in text, path
     bridge = (EXTENSION / "content/bridge.js").read_text(encoding="utf-8")
     assert "fetch(" not in bridge
+
+
+def test_pairing_help_names_the_command_that_prints_the_token():
+    """The token comes from `shield pair`; `shield serve` only starts the server."""
+    texts = [messages(lang)[key]["message"] for lang in ("en", "fr") for key in ("todo_not_paired", "pairingHelp")]
+    texts.append(load("managed_schema.json")["properties"]["token"]["description"])
+    for text in texts:
+        assert "shield pair" in text, text

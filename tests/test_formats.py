@@ -6,10 +6,13 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+import pillow_heif
+from PIL import Image, ImageFile, ImageOps
 
-from photos import (ASTRONAUT_FACE, SECRET, astronaut, core, decode, encode, jpeg_markers, jpeg_with_metadata,
-                    oriented_jpeg, outside_heads, png_chunk_types, png_with_metadata, webp_chunk_types)
+from photos import (ASTRONAUT_FACE, SECRET, STORE_TRANSPOSE, astronaut, core, decode, encode, gif_declaring,
+                    heic_declaring_second_image, jpeg_markers, jpeg_with_metadata, mpo_declaring_second_picture,
+                    multi_image_still, oriented_jpeg, outside_heads, png_chunk_types, png_with_metadata,
+                    tiff_declaring, webp_chunk_types)
 from shield_server import formats
 from shield_server.errors import TooLarge, UndecodableImage, UnsupportedImage
 from shield_server.pipeline import ProtectOptions, protect
@@ -124,19 +127,107 @@ def test_unusual_pixel_modes_are_protected(mode, writer):
     assert face_covered(decode(result.data)) == 1.0
 
 
-def test_animated_gif_every_frame_is_protected():
-    frames = [Image.fromarray(np.roll(astronaut(), shift, axis=1)) for shift in (0, 30, 60)]
+ANIMATION_WRITERS = {"gif": ("GIF", {}), "png": ("PNG", {}), "webp": ("WEBP", {"lossless": True}), "avif": ("AVIF", {})}
+KEPT_AS = {"avif": "webp"}  # browsers show the others as they are
+SHIFTS = (0, 30, 60, 90, 120)
+
+
+def animation(writer: str, frames: list[np.ndarray], **save_args) -> bytes:
+    pictures = [Image.fromarray(f) for f in frames]
     out = io.BytesIO()
-    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=120, loop=0)
-    result = protect(out.getvalue(), ProtectOptions(color=MAGENTA))
-    assert result.mime_type == "image/gif" and result.frames == 3
-    animation = Image.open(io.BytesIO(result.data))
-    assert animation.n_frames == 3
-    for index, shift in enumerate((0, 30, 60)):
-        animation.seek(index)
-        x0, y0, x1, y1 = ASTRONAUT_FACE
-        frame = np.array(animation.convert("RGB"))
+    pictures[0].save(out, writer, save_all=True, append_images=pictures[1:], duration=120, loop=0, **save_args)
+    return out.getvalue()
+
+
+def frames_of(data: bytes) -> list[np.ndarray]:
+    image = Image.open(io.BytesIO(data))
+    frames = []
+    for index in range(getattr(image, "n_frames", 1)):
+        image.seek(index)
+        frames.append(np.array(image.convert("RGB")))
+    return frames
+
+
+def assert_each_frame_protected(frames: list[np.ndarray], shifts=SHIFTS):
+    assert len(frames) == len(shifts)
+    x0, y0, x1, y1 = ASTRONAUT_FACE
+    for index, (frame, shift) in enumerate(zip(frames, shifts)):
         assert face_covered(frame, (x0 + shift, y0, x1 + shift, y1), exact=False) > 0.97, f"frame {index}"
+
+
+@pytest.mark.parametrize("fmt", ANIMATION_WRITERS)
+def test_animation_keeps_and_protects_every_frame(fmt):
+    writer, save_args = ANIMATION_WRITERS[fmt]
+    data = animation(writer, [np.roll(astronaut(), shift, axis=1) for shift in SHIFTS], **save_args)
+    assert len(frames_of(data)) == 5
+    result = protect(data, ProtectOptions(color=MAGENTA))
+    assert result.mime_type == f"image/{KEPT_AS.get(fmt, fmt)}" and result.frames == 5 and result.dropped == 0
+    assert_each_frame_protected(frames_of(result.data))
+    as_webp = protect(data, ProtectOptions(color=MAGENTA, format="webp"))
+    assert as_webp.mime_type == "image/webp" and as_webp.frames == 5
+    assert_each_frame_protected(frames_of(as_webp.data))
+
+
+def test_animation_written_as_jpeg_keeps_its_first_frame_and_says_so():
+    data = animation("PNG", [np.roll(astronaut(), shift, axis=1) for shift in SHIFTS])
+    result = protect(data, ProtectOptions(color=MAGENTA, format="jpeg"))
+    assert result.mime_type == "image/jpeg" and result.frames == 1
+    assert result.dropped == 4 and result.report()["dropped_images"] == 4
+    assert_each_frame_protected(frames_of(result.data), SHIFTS[:1])
+
+
+@pytest.mark.parametrize("fmt", ["webp", "png"])
+def test_animation_orientation_is_applied_to_every_frame(fmt):
+    displayed = [np.roll(astronaut()[:384], shift, axis=1) for shift in SHIFTS]
+    stored = [np.array(Image.fromarray(f).transpose(STORE_TRANSPOSE[6])) for f in displayed]
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    writer, save_args = ANIMATION_WRITERS[fmt]
+    data = animation(writer, stored, exif=exif.tobytes(), **save_args)
+    assert Image.open(io.BytesIO(data)).getexif().get(0x0112) == 6
+    result = protect(data, ProtectOptions(color=MAGENTA))
+    frames = frames_of(result.data)
+    assert all(frame.shape == (384, 512, 3) for frame in frames)
+    assert_each_frame_protected(frames)
+
+
+# A still with extra pictures: MPO (Pillow's MPF writer), a two-page TIFF, a HEIC with two images, each
+# stored sideways with the orientation that turns it upright for the viewer.
+STILLS = {"mpo-orientation-6": ("MPO", 6), "mpo-orientation-8": ("MPO", 8), "tiff-orientation-6": ("TIFF", 6),
+          "heic-rotated": ("HEIF", 6)}
+
+
+def still_with_two_faces(name: str) -> bytes:
+    writer, orientation = STILLS[name]
+    displayed = astronaut()[:384]  # not square: a picture left sideways cannot go unnoticed
+    stored = Image.fromarray(displayed)
+    if STORE_TRANSPOSE[orientation] is not None:
+        stored = stored.transpose(STORE_TRANSPOSE[orientation])
+    second = np.array(Image.fromarray(astronaut()).resize((256, 256)))  # a face too, which must not leak
+    return multi_image_still(writer, np.array(stored), second, orientation)
+
+
+@pytest.mark.parametrize("name", STILLS)
+def test_still_with_several_pictures_becomes_its_primary_picture_upright_and_protected(name):
+    data = still_with_two_faces(name)
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 2
+    result = protect(data, ProtectOptions(color=MAGENTA))
+    assert result.mime_type == "image/jpeg" and result.frames == 1
+    assert result.dropped == 1 and result.report()["dropped_images"] == 1
+    assert result.data.count(b"\xff\xd8\xff") == 1  # one picture, no MPF second image
+    out = decode(result.data)
+    assert out.shape == (384, 512, 3)  # upright, as the viewer sees the primary picture
+    assert face_covered(out, exact=False) > 0.97
+
+
+@pytest.mark.parametrize("name", STILLS)
+def test_still_with_several_pictures_written_as_webp_is_one_picture(name):
+    result = protect(still_with_two_faces(name), ProtectOptions(color=MAGENTA, format="webp"))
+    frames = frames_of(result.data)
+    assert result.mime_type == "image/webp" and result.frames == 1 and result.dropped == 1
+    assert len(frames) == 1 and not Image.open(io.BytesIO(result.data)).is_animated
+    assert frames[0].shape == (384, 512, 3)
+    assert face_covered(frames[0], exact=False) > 0.97
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -180,3 +271,69 @@ def test_decompression_bomb_is_refused_before_decoding():
 def test_byte_limit_is_enforced_before_anything_else():
     with pytest.raises(TooLarge):
         protect(b"\xff\xd8\xff" + bytes(2_000_000), ProtectOptions(max_bytes=1_000_000))
+
+
+def apng_declaring(width: int, height: int, frames: int) -> bytes:
+    """A PNG header whose acTL chunk announces `frames` animation frames of width x height."""
+    plain = png_header(width, height)
+    return plain[:33] + png_chunk(b"acTL", struct.pack(">II", frames, 0)) + plain[33:]
+
+
+small_frames = [np.roll(astronaut(), shift, axis=1)[::2, ::2] for shift in (0, 30, 60, 90, 120)]  # 5 x 0.07 MP
+# Each file declares more pixels than the limit only in a frame, page or picture after the first.
+LATER_BOMBS = {
+    "gif_frame_2_of_8000x8000": (lambda: gif_declaring([(8000, 8000)]), {}),
+    "gif_frame_2_of_16000x16000": (lambda: gif_declaring([(16000, 16000)]), {}),
+    "gif_frames_of_6000x6000_together": (lambda: gif_declaring([(6000, 6000), (6000, 6000)]), {}),
+    "tiff_page_2_of_8000x8000": (lambda: tiff_declaring([(64, 48), (8000, 8000)]), {}),
+    "tiff_page_2_of_60000x60000": (lambda: tiff_declaring([(64, 48), (60000, 60000)]), {}),
+    "heic_second_image_of_64_mp": (lambda: heic_declaring_second_image(8000, 8000), {}),
+    "mpo_second_picture_of_64_mp": (lambda: mpo_declaring_second_picture(8000, 8000), {}),
+    "apng_frames_together": (lambda: animation("PNG", small_frames), {"max_pixels": 300_000}),
+    "apng_announcing_a_million_frames": (lambda: apng_declaring(64, 64, 1_000_000), {}),
+    "webp_frames_together": (lambda: animation("WEBP", small_frames), {"max_pixels": 300_000}),
+}
+
+
+@pytest.mark.parametrize("name", LATER_BOMBS)
+def test_every_frame_page_and_picture_is_measured_before_any_pixel_is_decoded(name, monkeypatch):
+    make, limits = LATER_BOMBS[name]
+    data = make()
+    assert len(data) < 1_000_000
+    first = Image.open(io.BytesIO(data))
+    assert first.size[0] * first.size[1] <= limits.get("max_pixels", formats.DEFAULT_MAX_PIXELS)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("pixels were decoded before the file was measured")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    monkeypatch.setattr(pillow_heif.as_plugin.HeifImageFile, "load", no_decoding)
+    with pytest.raises(TooLarge) as refused:
+        formats.decode(data, **limits)
+    assert "limit" in refused.value.message or "too many" in refused.value.message
+
+
+def test_files_with_small_later_frames_pages_and_pictures_are_accepted():
+    # The bombs above, with sizes under the limit: they are refused for their size, not their shape.
+    assert len(formats.decode(gif_declaring([(1, 1)])).frames) == 2
+    assert formats.decode(tiff_declaring([(64, 48), (8, 8)])).dropped == 1
+    assert formats.decode(heic_declaring_second_image(80, 64)).dropped == 1
+    assert formats.decode(mpo_declaring_second_picture(80, 64)).dropped == 1
+    assert len(formats.decode(animation("PNG", small_frames), max_pixels=400_000).frames) == 5
+
+
+def test_pillows_own_bomb_guard_stays_on():
+    assert Image.MAX_IMAGE_PIXELS is not None
+    with pytest.raises(TooLarge):  # past the caller's limit, Pillow refuses what it would have to allocate
+        formats.decode(png_header(20000, 20000), max_pixels=10**10)
+
+
+@pytest.mark.parametrize("data", [b"\xff\xd8\xff" + b"\x00" * 500, b"\x89PNG\r\n\x1a\n" + b"\x00" * 100,
+                                  b"GIF89a" + b"\x00" * 20, b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * 40,
+                                  b"II*\x00" + b"\xff" * 40, encode(astronaut(), "JPEG")[:3000]])
+def test_error_messages_name_no_memory_address(data):
+    with pytest.raises((UndecodableImage, TooLarge)) as caught:
+        protect(data)
+    message = caught.value.message
+    assert "0x" not in message and " at " not in message and "<" not in message, message
+    assert len(message) > 20

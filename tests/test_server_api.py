@@ -92,6 +92,15 @@ def test_bad_options_400(shield_server, photo, query):
     assert_json_error(shield_server.request("POST", f"/v1/protect?{query}", body=photo), 400, "bad_options")
 
 
+@pytest.mark.parametrize("method, path", [("POST", "/v1/protect?fill=noise&fill=%23000000"),
+                                          ("POST", "/v1/detect?mode=people&format=png&mode=faces"),
+                                          ("GET", f"/v1/identify?challenge={'a' * 20}&challenge={'b' * 20}")])
+def test_repeated_option_400(shield_server, photo, method, path):
+    reply = shield_server.request(method, path, body=photo if method == "POST" else None)
+    assert_json_error(reply, 400, "bad_options")
+    assert "more than once" in reply.json()["message"]
+
+
 def test_multipart_without_file_field_400(shield_server):
     body = b"--b\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--b--\r\n"
     reply = shield_server.request("POST", "/v1/protect", body=body,
@@ -106,6 +115,25 @@ def test_missing_or_wrong_token_401(shield_server, photo, token):
         assert_json_error(shield_server.request("POST", path, body=photo, headers=headers, token=False),
                           401, "unauthorized")
     assert_json_error(shield_server.request("GET", "/v1/health", headers=headers, token=False), 401, "unauthorized")
+
+
+def near_misses(secret: str) -> list[str]:
+    """Wrong secrets a comparison of only part of the secret would take: all but the last character right,
+    the first 8 right, a prefix, the secret with more after it."""
+    other = "A" if secret[-1] != "A" else "B"
+    return [secret[:-1] + other, secret[:8] + "x" * (len(secret) - 8), secret[:8], secret[:-1], secret + "x"]
+
+
+def test_a_secret_sharing_a_prefix_is_refused(shield_server):
+    for wrong in near_misses(shield_server.token):
+        reply = shield_server.request("GET", "/v1/health", headers={"X-Shield-Token": wrong}, token=False)
+        assert_json_error(reply, 401, "unauthorized")
+    own = f"http://127.0.0.1:{shield_server.port}"
+    for wrong in near_misses(_page_key(shield_server)):
+        reply = shield_server.request("GET", "/v1/health", headers={"X-Shield-Page-Key": wrong, "Origin": own},
+                                      token=False)
+        assert_json_error(reply, 401, "unauthorized")
+    assert shield_server.request("GET", "/v1/health").status == 200
 
 
 def test_identify_proves_the_server_knows_the_token_without_being_sent_it(shield_server):

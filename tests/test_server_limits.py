@@ -186,6 +186,7 @@ def test_full_queue_429_and_deadline_503(tiny_queue_server):
     assert (replies["first"].status, replies["second"].status, third.status) == (200, 503, 429), replies
     for reply in (replies["second"], third):
         assert reply.json()["error"] == "busy" and reply.headers["Content-Type"] == "application/json"
+        assert int(reply.headers["Retry-After"]) > 0
     assert tiny_queue_server.request("GET", "/v1/health").json()["queue"]["active"] == 0
     still_answers(tiny_queue_server)
 

@@ -1,6 +1,8 @@
 """Load: 50 clients at once, each with its own 3 MP photo. Every client gets its own protected photo or a
-429/503; nobody gets another client's photo or an unprotected one; memory stays bounded."""
+429/503; nobody gets another client's photo or an unprotected one; memory stays bounded. Then small files
+that declare huge later frames, pages or pictures: refused, the server's memory bounded, the server up."""
 
+import contextlib
 import io
 import json
 import threading
@@ -11,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photos import ASTRONAUT_FACE, astronaut, core, encode
+from photos import (ASTRONAUT_FACE, astronaut, core, encode, gif_declaring, heic_declaring_second_image,
+                    mpo_declaring_second_picture, tiff_declaring)
 from server_process import start_server
 
 CLIENTS = 50
@@ -55,6 +58,26 @@ def test_photos_are_distinguishable():
     assert read_marker(pixels) == 37 and not face_is_replaced(pixels)
 
 
+@contextlib.contextmanager
+def peak_rss(server, every: float = 0.05):
+    """Samples the server's RSS while the block runs; yields a one-item list that holds the peak."""
+    peak = [server.rss_bytes()]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], server.rss_bytes())
+            time.sleep(every)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()
+
+
 def warm_up(server, photo: bytes) -> None:
     """Two photos at once, as the queue allows: the engine's buffers and caches reach their working size."""
     pair = [threading.Thread(target=server.request, args=("POST", "/v1/protect"), kwargs={"body": photo})
@@ -70,13 +93,6 @@ def test_fifty_concurrent_clients(server):
     answers = {}
     start_gate = threading.Barrier(CLIENTS)
     started_rss = server.rss_bytes()
-    peak_rss = [started_rss]
-    sampling = threading.Event()
-
-    def sample_memory():
-        while not sampling.is_set():
-            peak_rss[0] = max(peak_rss[0], server.rss_bytes())
-            time.sleep(0.05)
 
     def client(n: int):
         start_gate.wait()
@@ -84,24 +100,18 @@ def test_fifty_concurrent_clients(server):
 
     # The baseline is the peak while two photos are processed at once: the detectors free their working
     # memory after each photo, so the RSS after the warm-up would leave out what one photo in flight takes.
-    sampler = threading.Thread(target=sample_memory)
-    sampler.start()
-    warm_up(server, photos[0])
-    sampling.set()
-    sampler.join()
-    baseline_rss = peak_rss[0]
-    sampling.clear()
-    sampler = threading.Thread(target=sample_memory)
-    sampler.start()
-    started = time.perf_counter()
-    clients = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
-    for thread in clients:
-        thread.start()
-    for thread in clients:
-        thread.join(180)
-    seconds = time.perf_counter() - started
-    sampling.set()
-    sampler.join()
+    with peak_rss(server) as warm_peak:
+        warm_up(server, photos[0])
+    baseline_rss = warm_peak[0]
+    with peak_rss(server) as load_peak:
+        started = time.perf_counter()
+        clients = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(180)
+        seconds = time.perf_counter() - started
+    peak_rss_under_load = max(load_peak[0], baseline_rss)
 
     assert sorted(answers) == list(range(CLIENTS)), f"clients without an answer: {set(range(CLIENTS)) - set(answers)}"
     counts = Counter(reply.status for reply in answers.values())
@@ -116,10 +126,39 @@ def test_fifty_concurrent_clients(server):
         assert read_marker(pixels) == n, f"client {n} got another client's photo"
         assert face_is_replaced(pixels), f"client {n} got an unprotected photo"
         assert json.loads(reply.headers["X-Shield-Report"])["faces"] >= 1
-    growth = peak_rss[0] - baseline_rss
+    growth = peak_rss_under_load - baseline_rss
     print(f"\nload: {CLIENTS} clients in {seconds:.1f}s; answers {dict(counts)}; RSS {started_rss / 1e6:.0f} MB "
-          f"at start, {baseline_rss / 1e6:.0f} MB peak with 2 photos, peak {peak_rss[0] / 1e6:.0f} MB under load")
+          f"at start, {baseline_rss / 1e6:.0f} MB peak with 2 photos, peak {peak_rss_under_load / 1e6:.0f} MB "
+          "under load")
     # The queue bounds the work to 2 photos, so 50 clients cost little more than 2 photos at once: the uploads
     # waitress holds (16 connections at most) and the answers in flight.
     assert growth < 600e6, f"50 clients took the server {growth / 1e6:.0f} MB beyond two photos at once"
     assert server.request("GET", "/v1/health").status == 200
+
+
+# Each was measured on the engine before it measured every frame: 4.1 GB for the GIF with frame 2 at
+# 16000x16000, 3.4 GB for the TIFF with page 2 at 16000x16000, 1.6 GB for the HEIC.
+BOMBS = {
+    "gif_frame_2_of_8000x8000": lambda: gif_declaring([(8000, 8000)]),
+    "gif_frame_2_of_16000x16000": lambda: gif_declaring([(16000, 16000)]),
+    "gif_frames_of_6000x6000": lambda: gif_declaring([(6000, 6000)] * 3),
+    "tiff_page_2_of_16000x16000": lambda: tiff_declaring([(64, 48), (16000, 16000)]),
+    "tiff_page_2_of_60000x60000": lambda: tiff_declaring([(64, 48), (60000, 60000)]),
+    "heic_second_image_of_64_mp": lambda: heic_declaring_second_image(8000, 8000),
+    "mpo_second_picture_of_64_mp": lambda: mpo_declaring_second_picture(8000, 8000),
+}
+
+
+@pytest.mark.parametrize("name", BOMBS)
+def test_files_declaring_huge_later_frames_are_refused_with_memory_bounded(server, name):
+    bomb = BOMBS[name]()
+    assert len(bomb) < 100_000
+    assert server.request("POST", "/v1/protect", body=encode(astronaut(), "PNG")).status == 200  # engine warm
+    before = server.rss_bytes()
+    with peak_rss(server, every=0.01) as peak:
+        replies = [server.request("POST", "/v1/protect", body=bomb, timeout=60) for _ in range(3)]
+    growth = peak[0] - before
+    assert growth < 100e6, f"{name} took the server {growth / 1e6:.0f} MB"
+    for reply in replies:
+        assert reply.status == 413 and reply.json()["error"] == "too_large", reply
+    assert server.alive() and server.request("GET", "/v1/health").status == 200

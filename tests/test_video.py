@@ -205,7 +205,8 @@ def test_limits_refused_before_decoding(clip, tmp_path):
 
 
 def test_blur_and_people_refused():
-    for params in ({"fill": "blur"}, {"mode": "people"}, {"audio": "maybe"}, {"format": "webm"}):
+    for params in ({"fill": "blur"}, {"mode": "people"}, {"audio": "maybe"}, {"format": "webm"},
+                   {"regions": "[[0, 0, 10, 10]]"}, {"keep": "[[0, 0, 10, 10]]"}):
         with pytest.raises(ShieldError):
             VideoOptions.from_params(params)
 

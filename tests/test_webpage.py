@@ -1,14 +1,20 @@
 """The local web page in headless Chromium: pick a photo, see it protected, download it."""
 
 import base64
+import io
+import os
 import re
+import zipfile
 
 import numpy as np
 import pytest
 
-from photos import ASTRONAUT_FACE, astronaut, core, decode, encode
+from photos import ASTRONAUT_FACE, astronaut, core, decode, encode, missed_face_scene
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+if os.environ.get("SHIELD_REQUIRE_BROWSER"):  # scripts/test.sh and CI: a missing driver fails, never skips
+    import playwright.sync_api as playwright_api
+else:
+    playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -100,6 +106,12 @@ def test_options_and_a_file_that_is_not_a_photo(shield_server, page):
     rows, cols = core(ASTRONAUT_FACE)
     assert np.abs(pixels[rows, cols, :3].astype(int) - [255, 0, 255]).max() < 12
 
+    failed_item = page.locator(".result.failed")
+    assert failed_item.locator(".after").is_hidden()  # no spinner forever, no caption of a photo that is not there
+    assert failed_item.locator(".no-preview").is_visible()
+    assert page.evaluate("[...document.querySelectorAll('.result.failed img')]"
+                         ".every(img => img.offsetParent === null || img.naturalWidth > 0)")
+
 
 def test_another_origin_cannot_use_the_server(shield_server, page):
     """A page served from another origin (here a data: URL) cannot read the page key or call the API."""
@@ -129,3 +141,159 @@ def test_drop_a_photo_on_the_page(shield_server, page):
     done = page.locator(".result.done")
     done.wait_for(timeout=30_000)
     assert done.locator(".download").get_attribute("download") == "dropped-protected.jpg"
+
+
+
+SETTLED = "() => { const r = [...document.querySelectorAll('.result')]; " \
+          "return r.length > 0 && r.every(n => n.classList.contains('done') || n.classList.contains('failed')); }"
+
+
+def settle(page, summary_has: str | None = None) -> None:
+    page.wait_for_function(SETTLED, timeout=30_000)
+    if summary_has:
+        page.wait_for_function("(words) => document.querySelector('.result .summary').textContent.includes(words)",
+                               arg=summary_has, timeout=30_000)
+
+
+def downloaded(page, link) -> bytes:
+    with page.expect_download() as info:
+        link.click()
+    return open(info.value.path(), "rb").read()
+
+
+def pick_scene(page, name="scene.png"):
+    scene, missed = missed_face_scene()
+    page.set_input_files("#picker", files=[{"name": name, "mimeType": "image/png", "buffer": encode(scene, "PNG")}])
+    settle(page)
+    page.wait_for_function("document.querySelector('.result .after img').naturalWidth === 800")
+    return scene, missed
+
+
+def test_draw_over_a_missed_face_and_untick_a_detection(shield_server, page):
+    page.goto(f"{shield_server.base_url}/")
+    scene, missed = pick_scene(page)
+    result = page.locator(".result")
+    untouched = decode(downloaded(page, result.locator(".download")))
+    assert np.array_equal(untouched[300:412, 620:720], scene[300:412, 620:720])  # the detector missed it
+
+    result.locator(".after img").scroll_into_view_if_needed()
+    shown = result.locator(".after img").bounding_box()
+    scale = shown["width"] / 800
+    x0, y0, x1, y1 = missed
+    page.mouse.move(shown["x"] + (x0 - 2) * scale, shown["y"] + (y0 - 2) * scale)
+    page.mouse.down()
+    page.mouse.move(shown["x"] + (x0 + x1) / 2 * scale, shown["y"] + (y0 + y1) / 2 * scale, steps=4)
+    page.mouse.move(shown["x"] + (x1 + 2) * scale, shown["y"] + (y1 + 2) * scale, steps=4)
+    page.mouse.up()
+    settle(page, "1 region added")
+    assert result.locator(".shield-region").count() == 1
+    covered = decode(downloaded(page, result.locator(".download")))
+    assert (covered[y0:y1, x0:x1] == 0).all()  # replaced with the default fill, by the server
+    assert (covered[core(ASTRONAUT_FACE)] == 0).all()
+
+    result.locator(".shield-detection").click()  # untick the astronaut: leave his face as it is
+    settle(page, "kept")
+    kept = decode(downloaded(page, result.locator(".download")))
+    assert np.array_equal(kept[:, :512], scene[:, :512])
+    assert (kept[y0:y1, x0:x1] == 0).all()
+    assert result.locator(".shield-detection.shield-kept").count() == 1
+
+    result.locator(".shield-editor-undo").click()  # tick it again
+    settle(page, "1 face replaced")
+    again = decode(downloaded(page, result.locator(".download")))
+    assert (again[core(ASTRONAUT_FACE)] == 0).all() and (again[y0:y1, x0:x1] == 0).all()
+
+
+def test_regions_by_keyboard(shield_server, page):
+    page.goto(f"{shield_server.base_url}/")
+    scene, _ = pick_scene(page)
+    result = page.locator(".result")
+    result.locator(".shield-editor-add").click()  # a region in the middle, selected: [320, 204, 480, 308]
+    settle(page, "1 region added")
+    shown = result.get_attribute("data-shown")
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # 8 px each (1% of the longer side)
+    page.keyboard.press("Shift+ArrowDown")
+    page.wait_for_function("(before) => document.querySelector('.result').dataset.shown !== before", arg=shown)
+    settle(page, "1 region added")
+    moved = decode(downloaded(page, result.locator(".download")))
+    assert (moved[204:316, 344:504] == 0).all()
+    assert np.array_equal(moved[204:316, 320:344], scene[204:316, 320:344])
+    result.locator(".shield-region").focus()  # (the download link took the focus)
+    page.keyboard.press("Delete")
+    settle(page, "1 face replaced, metadata")
+    assert result.locator(".shield-region").count() == 0
+    gone = decode(downloaded(page, result.locator(".download")))
+    assert np.array_equal(gone[204:316, 320:504], scene[204:316, 320:504])
+
+
+def test_options_apply_to_photos_already_shown(shield_server, page):
+    page.goto(f"{shield_server.base_url}/")
+    pick_scene(page)
+    page.select_option("select[name=fill]", "sticker")
+    assert page.locator("select[name=sticker]").is_visible() and page.locator("input[name=color]").is_hidden()
+    page.select_option("select[name=sticker]", "star")
+    page.wait_for_function("() => document.querySelector('.result').dataset.shown === '3'")  # photo, fill, sticker
+    settle(page)
+    star = decode(downloaded(page, page.locator(".result .download")))
+    rows, cols = core(ASTRONAUT_FACE)
+    colours = {tuple(c) for c in star[rows, cols].reshape(-1, 3)}
+    assert colours <= {(70, 110, 200), (255, 210, 40)} or len(colours) < 40  # the star on its blue background
+    assert (70, 110, 200) in colours and (255, 210, 40) in colours
+
+
+def test_french_spinner_and_download_all(shield_server, browser):
+    context = browser.new_context(accept_downloads=True, locale="fr-FR")
+    page = context.new_page()
+    try:
+        held = []
+        page.route("**/v1/protect*", lambda route: held.append(route))  # hold the first answer to see the page wait for it
+        page.goto(f"{shield_server.base_url}/")
+        assert "métadonnées" in page.locator("header p").inner_text()
+        assert page.locator("#drop strong").inner_text() == "Déposez des photos ici"
+        scene, _ = missed_face_scene()
+        photo = encode(scene, "PNG")
+        page.set_input_files("#picker", files=[{"name": "a.png", "mimeType": "image/png", "buffer": photo},
+                                               {"name": "a.png", "mimeType": "image/png", "buffer": photo}])
+        for _ in range(100):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held, "the page never asked the server"
+        assert page.locator(".result .spinner").first.is_visible()
+        assert page.locator(".result .after img").count() == 0  # no empty or broken image while waiting
+        assert "Protection" in page.locator(".result .summary").first.inner_text()
+        page.unroute("**/v1/protect*")  # lets the held request go on to the server
+        settle(page)
+        assert "visage" in page.locator(".result .summary").first.inner_text()
+        singles = [decode(downloaded(page, link)) for link in page.locator(".result .download").all()]
+        archive = zipfile.ZipFile(io.BytesIO(downloaded(page, page.locator("#download-all"))))
+        assert archive.testzip() is None  # every CRC right
+        assert sorted(archive.namelist()) == ["a (2)-protected.png", "a-protected.png"]
+        for name in archive.namelist():
+            assert any(np.array_equal(decode(archive.read(name)), single) for single in singles)
+    finally:
+        context.close()
+
+
+def test_draw_a_region_with_a_finger(shield_server, browser):
+    context = browser.new_context(accept_downloads=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{shield_server.base_url}/")
+        scene, missed = pick_scene(page)
+        page.locator(".result .after img").scroll_into_view_if_needed()  # touches off the screen are cancelled
+        shown = page.locator(".result .after img").bounding_box()
+        scale = shown["width"] / 800
+        x0, y0, x1, y1 = missed
+        cdp = context.new_cdp_session(page)
+        points = [(x0 - 2, y0 - 2), ((x0 + x1) / 2, (y0 + y1) / 2), (x1 + 2, y1 + 2)]
+        for kind, (x, y) in zip(["touchStart", "touchMove", "touchMove"], points):
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+                {"x": shown["x"] + x * scale, "y": shown["y"] + y * scale}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        settle(page, "1 region added")
+        covered = decode(downloaded(page, page.locator(".result .download")))
+        assert (covered[y0:y1, x0:x1] == 0).all()
+    finally:
+        context.close()

@@ -13,7 +13,7 @@
   }
 
   const REASON_FOR_STATUS = {
-    400: 'bad_request', 401: 'not_paired', 403: 'forbidden', 413: 'too_large',
+    400: 'bad_request', 401: 'not_paired', 403: 'forbidden', 404: 'not_found', 413: 'too_large',
     415: 'unsupported', 422: 'undecodable', 429: 'busy', 503: 'busy',
   };
 
@@ -27,7 +27,7 @@
   }
 
   async function call(settings, path, init, { deadline, sendToken = true }) {
-    if (!settings.token) throw new ShieldFailure('not_paired', 'no pairing token');
+    if (sendToken && !settings.token) throw new ShieldFailure('not_paired', 'no pairing token');
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), Math.max(deadline - Date.now(), 0));
     try {
@@ -56,6 +56,7 @@
    * so it never sees a photo and cannot answer one with the original.
    */
   async function checkIdentity(settings, deadline) {
+    if (!settings.token) throw new ShieldFailure('not_paired', 'no pairing token');
     const challenge = toHex(crypto.getRandomValues(new Uint8Array(24)));
     const { response, body } = await call(settings, `/v1/identify?challenge=${challenge}`, { method: 'GET' },
       { deadline, sendToken: false });
@@ -119,5 +120,27 @@
     return info;
   }
 
-  global.PhotoShieldClient = { protectImage, health, ShieldFailure };
+  async function jsonFrom(response, body) {
+    if (response.status !== 200) throw failureFrom(response, body);
+    try { return JSON.parse(new TextDecoder().decode(body)); } catch (_) {
+      throw new ShieldFailure('unexpected_answer', 'not JSON');
+    }
+  }
+
+  /** One-click pairing (docs/API.md): opens a request; the person allows it in the server's /connect page. */
+  async function openPairing(settings) {
+    const { response, body } = await call(settings, '/v1/pairing', { method: 'POST' },
+      { deadline: deadlineFor(settings), sendToken: false });
+    return jsonFrom(response, body);
+  }
+
+  /** {status: 'pending' | 'allowed' | 'refused', token?}; a 404 means expired or gone. */
+  async function collectPairing(settings, id, secret) {
+    const { response, body } = await call(settings, `/v1/pairing/${encodeURIComponent(id)}`,
+      { method: 'GET', headers: { 'X-Shield-Pairing-Secret': secret } },
+      { deadline: deadlineFor(settings), sendToken: false });
+    return jsonFrom(response, body);
+  }
+
+  global.PhotoShieldClient = { protectImage, health, openPairing, collectPairing, ShieldFailure };
 })(globalThis);

@@ -2,7 +2,8 @@
 // Content scripts only hand over files and put back what this returns.
 if (typeof importScripts === 'function') {
   // Chromium runs this file as a service worker; Firefox loads the same files from background.scripts.
-  importScripts('../common/bytes.js', '../common/settings.js', '../common/pin.js', '../common/image_types.js', 'shield_client.js');
+  importScripts('../common/bytes.js', '../common/settings.js', '../common/pin.js', '../common/image_types.js',
+    '../common/file_kinds.js', 'shield_client.js', 'pin_guard.js', 'status.js', 'pairing.js');
 }
 
 (function () {
@@ -13,6 +14,7 @@ if (typeof importScripts === 'function') {
   const EXTENSION_ORIGIN = chrome.runtime.getURL('');
   const MAX_REMEMBERED_OUTPUTS = 500;
   PhotoShieldSettings.readManaged(); // start the slow first policy read now, not on the first upload
+  PhotoShieldStatus.start();
 
   // ---- helpers -------------------------------------------------------------------------------
 
@@ -40,14 +42,35 @@ if (typeof importScripts === 'function') {
     for (const digest of saved || []) protectedOutputs.add(digest);
   })();
 
-  // Originals the person chose to upload once (unlocked profiles only), by digest, for a minute.
+  /** What the content side sent: the whole file (`data`) and/or its first bytes (`head`), both base64. */
+  function readFile(message) {
+    const data = typeof message.data === 'string' ? fromBase64(message.data) : null;
+    const head = data ? data.subarray(0, PhotoShieldFileKinds.HEAD_BYTES)
+      : fromBase64(typeof message.head === 'string' ? message.head : '').subarray(0, PhotoShieldFileKinds.HEAD_BYTES);
+    const size = data ? data.length : Number(message.size) || 0;
+    return { data, head, size, kind: PhotoShieldFileKinds.kindOf(head, message.mime, message.name) };
+  }
+
+  /** Photos are known by their whole content; other files, which may be far too big to send here, by
+   *  their size and first bytes (a page that already holds a file gains nothing by imitating it). */
+  async function identityOf(file) {
+    if (file.kind === 'image') return file.data ? digestOf(file.data) : null;
+    const sized = new Uint8Array(file.head.length + 16);
+    sized.set(new TextEncoder().encode(String(file.size).padStart(16, '0')));
+    sized.set(file.head, 16);
+    return 'head:' + await digestOf(sized);
+  }
+
+  // Originals the person chose to upload once (unlocked profiles only), by identity, for a minute.
   const originalsAllowedOnce = new Map();
   const ALLOW_ONCE_MS = 60000;
 
   async function allowOriginalOnce(message) {
     const state = await PhotoShieldSettings.load();
     if (state.locked) return { ok: false };
-    originalsAllowedOnce.set(await digestOf(fromBase64(message.data)), Date.now() + ALLOW_ONCE_MS);
+    const identity = await identityOf(readFile(message));
+    if (!identity) return { ok: false };
+    originalsAllowedOnce.set(identity, Date.now() + ALLOW_ONCE_MS);
     return { ok: true };
   }
 
@@ -85,17 +108,31 @@ if (typeof importScripts === 'function') {
     };
   }
 
+  /** Videos and other files: nothing can protect them, so the settings say pass, ask or block. */
+  async function decideUnprotectable(file, state) {
+    const action = file.kind === 'video' ? state.settings.videoAction : state.settings.otherFileAction;
+    if (action === 'allow') return { action: 'pass' };
+    const prefix = file.kind === 'video' ? 'video' : 'file';
+    // Only a person at an unlocked profile may say yes; a locked profile blocks what it would ask about.
+    const mayAsk = action === 'ask' && !state.locked;
+    if (mayAsk && takeAllowance(await identityOf(file))) return { action: 'pass' };
+    return { ...blocked(`${prefix}_${mayAsk ? 'ask' : 'blocked'}`, state), canUploadOriginal: mayAsk, kind: file.kind };
+  }
+
   async function protect(message, sender) {
     const state = await PhotoShieldSettings.load();
     const { settings } = state;
     if (!settings.enabled || !PhotoShieldSettings.siteCovered(settings, sender.url)) return { action: 'pass' };
 
-    let bytes;
+    let file;
     try {
-      bytes = fromBase64(message.data);
+      file = readFile(message);
     } catch (_) {
-      return blocked('unexpected_answer', state, 'file could not be read');
+      return blocked('extension_error', state, 'file could not be read');
     }
+    if (file.kind !== 'image') return decideUnprotectable(file, state);
+    if (!file.data) return { action: 'need_data' };
+    const bytes = file.data;
     await outputsRestored;
     const digest = await digestOf(bytes);
     if (protectedOutputs.has(digest)) return { action: 'already' };
@@ -105,8 +142,10 @@ if (typeof importScripts === 'function') {
     try {
       const declared = /^image\/[\w.+-]+$/i.test(message.mime || '') ? message.mime : 'application/octet-stream';
       result = await PhotoShieldClient.protectImage(settings, bytes, declared);
+      PhotoShieldStatus.noteConnection(true);
     } catch (error) {
       const reason = error instanceof ShieldFailure ? error.reason : 'server_error';
+      PhotoShieldStatus.noteConnection(false, reason);
       return blocked(reason, state, error.message);
     }
     if (settings.faceAction === 'block' && result.report.faces > 0) {
@@ -129,22 +168,25 @@ if (typeof importScripts === 'function') {
 
   async function publicState() {
     const state = await PhotoShieldSettings.load();
-    const { stats } = await chrome.storage.local.get('stats');
-    return { ...state, stats: { photos: stats?.photos || 0, faces: stats?.faces || 0 } };
+    const { stats, siteAccessLost, pinAttempts } = await chrome.storage.local.get(['stats', 'siteAccessLost', 'pinAttempts']);
+    return {
+      ...state,
+      stats: { photos: stats?.photos || 0, faces: stats?.faces || 0 },
+      siteAccessLost: Boolean(siteAccessLost),
+            pinWaitSeconds: pinAttempts && pinAttempts.until > Date.now() ? Math.ceil((pinAttempts.until - Date.now()) / 1000) : 0,
+    };
   }
 
-  /** When a lock is on, every change needs the PIN; policy-enforced keys never change here.
-   *  A profile locked by policy with no PIN is changed by policy only. */
+  /** When a lock is on, every change needs the PIN (wrong guesses slow down); policy-enforced keys never
+   *  change here. The refusal, if any, is the answer to send back. */
   async function authorize(pin) {
-    const { pin: record } = await chrome.storage.local.get('pin');
-    if (!record) return (await PhotoShieldSettings.load()).policyLocked ? 'managed' : null;
-    if (!pin) return 'pin_required';
-    return (await PhotoShieldPin.checkPin(pin, record)) ? null : 'pin_wrong';
+    const refusal = await PhotoShieldPinGuard.authorize(pin);
+    return refusal && { ok: false, ...refusal };
   }
 
   async function saveSettings({ patch, pin }) {
     const refusal = await authorize(pin);
-    if (refusal) return { ok: false, error: refusal };
+    if (refusal) return refusal;
     const clean = PhotoShieldSettings.validate(patch);
     if (Object.keys(clean).length !== Object.keys(patch || {}).length) return { ok: false, error: 'invalid' };
     const managed = PhotoShieldSettings.validate(await PhotoShieldSettings.readManaged());
@@ -156,7 +198,7 @@ if (typeof importScripts === 'function') {
 
   async function setPin({ newPin, pin }) {
     const refusal = await authorize(pin);
-    if (refusal) return { ok: false, error: refusal };
+    if (refusal) return refusal;
     if (!PhotoShieldPin.isAcceptablePin(newPin)) return { ok: false, error: 'pin_invalid' };
     await chrome.storage.local.set({ pin: await PhotoShieldPin.makePinRecord(newPin) });
     return { ok: true };
@@ -164,7 +206,7 @@ if (typeof importScripts === 'function') {
 
   async function removePin({ pin }) {
     const refusal = await authorize(pin);
-    if (refusal) return { ok: false, error: refusal };
+    if (refusal) return refusal;
     await chrome.storage.local.remove('pin');
     return { ok: true };
   }
@@ -172,24 +214,57 @@ if (typeof importScripts === 'function') {
   async function testConnection({ port, token }) {
     const { settings } = await PhotoShieldSettings.load();
     const trial = { ...settings, ...PhotoShieldSettings.validate({ port, token }), timeoutSeconds: 5 };
+    const current = trial.port === settings.port && trial.token === settings.token;
     try {
       const info = await PhotoShieldClient.health(trial);
+      if (current) PhotoShieldStatus.noteConnection(true);
       return { ok: true, version: info.version || '', detectors: info.detectors || [] };
     } catch (error) {
+      if (current) PhotoShieldStatus.noteConnection(false, error.reason);
       return { ok: false, reason: error.reason || 'server_error', detail: error.message };
     }
   }
 
-  async function resetStats() {
+  // One-click pairing. In a locked profile it needs the PIN: pairing to a program squatting on the port
+  // would hand it the photos, so a child must not be able to re-pair alone.
+  async function startPairing({ pin }) {
+    const refusal = await authorize(pin);
+    if (refusal) return { ...refusal, reason: refusal.error };
+    const state = await PhotoShieldSettings.load();
+    if (state.managedKeys.includes('token')) return { ok: false, reason: 'managed' };
+    return PhotoShieldPairing.start(state.settings);
+  }
+
+  async function pollPairing({ pin }) {
+    const answer = await PhotoShieldPairing.poll((await PhotoShieldSettings.load()).settings);
+    if (answer.status !== 'allowed') return answer;
+    const saved = await saveSettings({ patch: { token: answer.token }, pin });
+    return saved.ok ? { ok: true, status: 'allowed' } : { ok: false, reason: saved.error };
+  }
+
+  chrome.runtime.onInstalled.addListener(async ({ reason }) => {
+    if (reason !== 'install') return;
+    const { settings } = await PhotoShieldSettings.load();
+    if (!settings.token) chrome.tabs.create({ url: chrome.runtime.getURL('welcome/welcome.html') });
+  });
+
+  async function resetStats({ pin }) {
+    const refusal = await authorize(pin);
+    if (refusal) return refusal;
     await chrome.storage.local.set({ stats: { photos: 0, faces: 0 } });
     return { ok: true };
+  }
+
+  async function checkSiteAccess() {
+    return { ok: true, lost: await PhotoShieldStatus.checkSiteAccess() };
   }
 
   // ---- routing -------------------------------------------------------------------------------
 
   const PAGE_MESSAGES = { siteStatus: (m, s) => siteStatus(s), protect, allowOriginalOnce };
   const EXTENSION_PAGE_MESSAGES = {
-    getState: publicState, saveSettings, setPin, removePin, testConnection, resetStats,
+    getState: publicState, saveSettings, setPin, removePin, testConnection, resetStats, checkSiteAccess,
+    startPairing, pollPairing,
   };
 
   chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {

@@ -18,6 +18,10 @@
     mode: { type: 'enum', default: 'faces', lockedDefault: 'people', values: ['faces', 'people'] },
     review: { type: 'boolean', default: false },
     timeoutSeconds: { type: 'number', default: 20, min: 1, max: 120 },
+    // Nothing protects a video yet: ask before sending one as it is (a locked profile never may).
+    videoAction: { type: 'enum', default: 'ask', lockedDefault: 'block', values: ['ask', 'block'] },
+    // Documents, audio, archives and every other file that is neither a photo nor a video.
+    otherFileAction: { type: 'enum', default: 'allow', values: ['allow', 'ask', 'block'] },
   };
 
   // Policy-only keys: they exist in managed_schema.json but not in the options page.
@@ -134,7 +138,15 @@
     return resolve(local.settings, await readManaged(), local.pin);
   }
 
+  /** Every origin the extension needs: where its content scripts run, and the local server. */
+  function neededOrigins() {
+    const manifest = api.runtime.getManifest();
+    const origins = new Set(manifest.host_permissions || []);
+    for (const script of manifest.content_scripts || []) for (const match of script.matches) origins.add(match);
+    return [...origins];
+  }
+
   global.PhotoShieldSettings = {
-    FIELDS, POLICY_KEYS, validate, resolve, siteCovered, normalizeHost, load, readManaged,
+    FIELDS, POLICY_KEYS, validate, resolve, siteCovered, normalizeHost, load, readManaged, neededOrigins,
   };
 })(globalThis);

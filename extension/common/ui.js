@@ -19,5 +19,21 @@
     return error || chrome.i18n.getMessage('reason_' + code) || code;
   }
 
-  global.PhotoShieldUi = { t, translatePage, ask, describe };
+  /** Human text for a refused change; a PIN back-off says how long to wait. */
+  function refusalText(answer) {
+    if (answer.error === 'pin_wait' && answer.waitSeconds) return t('pinWait', [String(answer.waitSeconds)]);
+    return describe(answer.error || answer.reason || 'invalid');
+  }
+
+  /** Asks the browser to give back access to websites; must run straight from a click (a user gesture). */
+  async function restoreSiteAccess() {
+    try {
+      await chrome.permissions.request({ origins: PhotoShieldSettings.neededOrigins() });
+    } catch (_) {
+      // Refused or not possible here: the worker's check below tells the truth either way.
+    }
+    return ask('checkSiteAccess');
+  }
+
+  global.PhotoShieldUi = { t, translatePage, ask, describe, refusalText, restoreSiteAccess };
 })(globalThis);

@@ -5,7 +5,6 @@
   'use strict';
 
   const TAG = '__photoShield';
-  const types = PhotoShieldImageTypes;
 
   // Until the service worker says this site is not covered, treat it as covered (fail closed).
   let siteProtected = true;
@@ -36,11 +35,19 @@
     return answer || { action: 'blocked', reason: 'extension_error' };
   }
 
+  // The worker decides about every file from its first bytes; it asks for the whole file only to protect it.
+  const HEAD_BYTES = 65536;
+
   async function decide(file) {
-    if (!(await types.isImage(file))) return file;
     // sendMessage would turn an ArrayBuffer into {} in Chromium, so bytes travel as base64.
-    const data = await blobToBase64(file);
-    const answer = await askWorker({ type: 'protect', name: file.name || '', mime: file.type, data });
+    const described = { name: file.name || '', mime: file.type, size: file.size };
+    const head = await blobToBase64(file.slice(0, HEAD_BYTES));
+    let data = file.size <= HEAD_BYTES ? head : null;
+    let answer = await askWorker({ type: 'protect', ...described, ...(data ? { data } : { head }) });
+    if (answer.action === 'need_data') {
+      data = await blobToBase64(file);
+      answer = await askWorker({ type: 'protect', ...described, data });
+    }
     if (answer.action === 'pass' || answer.action === 'already') return file;
     if (answer.action === 'protected') {
       const result = new File([PhotoShieldBytes.fromBase64(answer.data)], answer.name,
@@ -52,7 +59,7 @@
       { canUploadOriginal: answer.canUploadOriginal === true, fileName: file.name });
     if (choice !== 'original') return null;
     // The page's own upload code will show these bytes to the shield again: let them through once.
-    const allowed = await askWorker({ type: 'allowOriginalOnce', data });
+    const allowed = await askWorker({ type: 'allowOriginalOnce', ...described, ...(data ? { data } : { head }) });
     return allowed.ok ? file : null;
   }
 
@@ -84,7 +91,8 @@
     return failed ? null : results;
   }
 
-  const mayBeImage = (file) => types.classify(file) !== 'other';
+  // Every file goes to the worker, which decides (photos protected; videos and other files by the settings).
+  const mayBeImage = (file) => file instanceof Blob;
 
   function stop(event) {
     event.stopImmediatePropagation();

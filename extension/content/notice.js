@@ -44,11 +44,19 @@
     return node;
   }
 
-  /** Shows a panel; resolves with the `value` of the button the person really clicked. */
-  function showPanel(panel, buttons) {
+  /** Shows a panel; resolves with the `value` of the button the person really clicked, or with
+   *  `expire.value` when nobody answered within `expire.ms`. */
+  function showPanel(panel, buttons, expire) {
     const container = ensureRoot();
     const row = element('div', { class: 'buttons' });
     return new Promise((resolve) => {
+      if (expire) {
+        setTimeout(() => {
+          if (!panel.isConnected) return;
+          panel.remove();
+          resolve(expire.value);
+        }, expire.ms);
+      }
       for (const { label, value, primary, armAfterMs } of buttons) {
         const button = element('button', { type: 'button', 'data-choice': value, class: primary ? 'primary' : '' }, label);
         if (armAfterMs) {
@@ -70,16 +78,26 @@
 
   const REASONS = ['server_unreachable', 'timeout', 'not_paired', 'forbidden', 'too_large', 'unsupported',
     'undecodable', 'busy', 'bad_request', 'faces_found', 'unexpected_answer', 'not_photo_shield', 'server_error',
-    'extension_error', 'not_protected_yet'];
+    'extension_error', 'not_protected_yet', 'video_blocked', 'video_ask', 'file_blocked', 'file_ask'];
+  // Questions about files nothing can protect (videos...): unanswered, the answer is no.
+  const QUESTIONS = ['video_ask', 'file_ask'];
+  const QUESTION_EXPIRES_MS = 120000;
 
   /** Why an upload was stopped and what to do; resolves 'original' only on an explicit choice. */
   function showBlocked(reason, { canUploadOriginal, fileName }) {
     const known = REASONS.includes(reason) ? reason : 'server_error';
+    const question = QUESTIONS.includes(known) && canUploadOriginal;
     const panel = element('div', { class: 'panel', role: 'alert', 'data-reason': known });
-    panel.append(element('h2', {}, t('noticeBlockedTitle')));
+    panel.append(element('h2', {}, t(question ? 'noticeAskTitle' : 'noticeBlockedTitle')));
     panel.append(element('p', { class: 'why' }, t('reason_' + known)));
     panel.append(element('p', { class: 'todo' }, t('todo_' + known)));
     if (fileName) panel.append(element('p', { class: 'file' }, t('noticeFile', [fileName])));
+    if (question) {
+      return showPanel(panel, [
+        { label: t('buttonDontSend'), value: 'dismiss', primary: true },
+        { label: t('buttonSendAsItIs'), value: 'original', armAfterMs: 1000 },
+      ], { ms: QUESTION_EXPIRES_MS, value: 'dismiss' });
+    }
     const buttons = [{ label: t('buttonDismiss'), value: 'dismiss', primary: true }];
     if (canUploadOriginal) buttons.push({ label: t('buttonUploadOriginal'), value: 'original', armAfterMs: 1000 });
     return showPanel(panel, buttons);

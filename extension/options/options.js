@@ -3,10 +3,14 @@
 (function () {
   'use strict';
 
-  const { t, translatePage, ask, describe } = PhotoShieldUi;
+  const { t, translatePage, ask, describe, refusalText, restoreSiteAccess } = PhotoShieldUi;
   const $ = (id) => document.getElementById(id);
   const SETTING_CONTROLS = ['enabled', 'review', 'timeoutSeconds', 'siteMode', 'siteList',
-    'faceAction', 'mode', 'fill', 'color', 'margin'];
+    'faceAction', 'mode', 'fill', 'color', 'margin', 'videoAction', 'otherFileAction'];
+
+  // Fields the person edited and has not saved yet: a render (the first one can take seconds in a fresh
+  // profile) must not overwrite what they typed.
+  const dirty = new Set();
 
   function readControl(key) {
     const control = $(key);
@@ -31,24 +35,44 @@
     line.className = ok ? 'ok' : 'error';
   }
 
+  async function showIncognito() {
+    let allowed = false;
+    try { allowed = await chrome.extension.isAllowedIncognitoAccess(); } catch (_) { /* unknown: say no */ }
+    $('incognito-state').textContent = t(allowed ? 'incognitoAllowed' : 'incognitoNotAllowed');
+    $('incognito-state').className = allowed ? 'ok' : 'error';
+    document.body.dataset.incognito = String(allowed);
+  }
+
   async function render() {
     const state = await ask('getState');
     for (const key of [...SETTING_CONTROLS, 'port', 'token']) {
-      writeControl(key, state.settings[key]);
+      if (!dirty.has(key)) writeControl(key, state.settings[key]);
       $(key).disabled = state.managedKeys.includes(key);
     }
+    $('access-lost').hidden = !state.siteAccessLost;
     $('policy-note').hidden = state.managedKeys.length === 0 && !state.policyLocked;
     $('lock-state').textContent = state.hasPin ? t('lockOn') : t('lockOff');
     $('remove-pin').disabled = !state.hasPin;
+    $('pin-wait').textContent = state.pinWaitSeconds ? t('pinWait', [String(state.pinWaitSeconds)]) : '';
+    $('stats').textContent = t('popupStats', [String(state.stats.photos), String(state.stats.faces)]);
     document.body.dataset.locked = String(state.locked);
+    document.body.dataset.accessLost = String(state.siteAccessLost);
+  }
+
+  function report(answer) {
+    show('save-result', answer.ok, answer.ok ? t('saved') : refusalText(answer));
   }
 
   async function save(patch) {
     const answer = await ask('saveSettings', { patch, pin: $('current-pin').value });
-    show('save-result', answer.ok, answer.ok ? t('saved') : describe(answer.error));
+    report(answer);
+    for (const key of Object.keys(patch)) dirty.delete(key);
     await render(); // a refused change snaps back to the real value
   }
 
+  for (const key of [...SETTING_CONTROLS, 'port', 'token']) {
+    $(key).addEventListener('input', () => dirty.add(key));
+  }
   for (const key of SETTING_CONTROLS) {
     $(key).addEventListener('change', () => save({ [key]: readControl(key) }));
   }
@@ -64,17 +88,31 @@
 
   $('set-pin').addEventListener('click', async () => {
     const answer = await ask('setPin', { newPin: $('new-pin').value, pin: $('current-pin').value });
-    show('save-result', answer.ok, answer.ok ? t('saved') : describe(answer.error));
+    report(answer);
     $('new-pin').value = '';
     await render();
   });
 
   $('remove-pin').addEventListener('click', async () => {
-    const answer = await ask('removePin', { pin: $('current-pin').value });
-    show('save-result', answer.ok, answer.ok ? t('saved') : describe(answer.error));
+    report(await ask('removePin', { pin: $('current-pin').value }));
     await render();
   });
 
+  $('reset-stats').addEventListener('click', async () => {
+    report(await ask('resetStats', { pin: $('current-pin').value }));
+    await render();
+  });
+
+  $('restore-access').addEventListener('click', async () => {
+    await restoreSiteAccess();
+    await render();
+  });
+
+  chrome.storage.onChanged.addListener((changes, area) => {
+    if (area === 'local' && 'siteAccessLost' in changes) render();
+  });
+
   translatePage();
+  showIncognito();
   render();
 })();

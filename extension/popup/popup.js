@@ -2,7 +2,7 @@
 (function () {
   'use strict';
 
-  const { t, translatePage, ask, describe } = PhotoShieldUi;
+  const { t, translatePage, ask, describe, refusalText, restoreSiteAccess } = PhotoShieldUi;
   const $ = (id) => document.getElementById(id);
 
   function show(id, ok, text) {
@@ -16,6 +16,9 @@
     $('enabled').disabled = state.managedKeys.includes('enabled');
     $('pin-row').hidden = !state.hasPin;
     $('stats').textContent = t('popupStats', [String(state.stats.photos), String(state.stats.faces)]);
+    $('access-lost').hidden = !state.siteAccessLost;
+    $('state').hidden = false;
+    document.body.dataset.accessLost = String(state.siteAccessLost);
     const health = await ask('testConnection', { port: state.settings.port, token: state.settings.token });
     if (health.ok) show('connection', true, t('popupConnected'));
     else show('connection', false, t('popupNotConnected', [describe(health.reason)]));
@@ -23,7 +26,12 @@
 
   $('enabled').addEventListener('change', async () => {
     const answer = await ask('saveSettings', { patch: { enabled: $('enabled').checked }, pin: $('pin').value });
-    show('result', answer.ok, answer.ok ? t('saved') : describe(answer.error));
+    show('result', answer.ok, answer.ok ? t('saved') : refusalText(answer));
+    await render();
+  });
+
+  $('restore-access').addEventListener('click', async () => {
+    await restoreSiteAccess();
     await render();
   });
 

@@ -14,13 +14,16 @@ from shield_server import __version__, pipeline, security
 from shield_server.errors import BadOptions, ShieldError, TooLarge
 from shield_server.formats import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from shield_server.server import video_jobs
+from shield_server.server.pairing_requests import PairingRequests
 
 log = logging.getLogger("shield.server")
 
 # Room for the multipart envelope around a photo of max_bytes.
 MULTIPART_OVERHEAD = 64 * 1024
 WEB_FOLDER = Path(__file__).resolve().parent.parent / "web"
-WEB_FILES = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+WEB_FILES = {name: "text/javascript; charset=utf-8" for name in ("app.js", "connect.js", "editor.js", "i18n.js", "zip.js")} | {
+    name: "text/css; charset=utf-8" for name in ("style.css", "editor.css")}
+WEB_PAGES = {"/": "index.html", "/connect": "connect.html"}  # the pages that carry the page key
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
@@ -39,9 +42,12 @@ class ServerConfig:
     detectors: list[str] = field(default_factory=list)
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
-    max_active: int = 2
-    max_waiting: int = 4
-    queue_deadline_s: float = 30.0
+    # One photo in processing: the detector takes one photo at a time, so a second "active" photo would
+    # wait for it where no deadline applies. 5 waiting, 10 s each at most to start: less than the
+    # extension's default deadline (20 s), so a client behind a long job is told to come back.
+    max_active: int = 1
+    max_waiting: int = 5
+    queue_deadline_s: float = 10.0
 
 
 class InMemoryRequest(Request):
@@ -59,12 +65,14 @@ def create_app(config: ServerConfig) -> Flask:
     policy = security.RequestPolicy(config.port, config.token_store, config.allowed_origins,
                                     config.max_bytes + MULTIPART_OVERHEAD)
     admission = security.Admission(config.max_active, config.max_waiting, config.queue_deadline_s)
+    pairings = PairingRequests(config.token_store)
     video_jobs.register(app, config.max_bytes)
 
     @app.before_request
     def check_request():
         g.started = time.perf_counter()
-        if policy.check_request(request.method, request.path, request.headers, request.content_length):
+        if policy.check_request(request.method, request.path, request.headers, request.content_length,
+                                request.args):
             return Response(status=204, headers=policy.cors_headers(request.path, request.headers, preflight=True))
         return None
 
@@ -82,7 +90,10 @@ def create_app(config: ServerConfig) -> Flask:
 
     @app.errorhandler(ShieldError)
     def shield_error(exc: ShieldError):
-        return error_response(exc.code, exc.message, exc.status)
+        response = error_response(exc.code, exc.message, exc.status)
+        if isinstance(exc, security.Busy):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -107,6 +118,26 @@ def create_app(config: ServerConfig) -> Flask:
     def identify():
         return {"proof": policy.server_proof(request.args.get("challenge"))}
 
+    @app.post(security.PAIRING_PATH)
+    def open_pairing():
+        return pairings.open(request.headers["Origin"])
+
+    @app.get(f"{security.PAIRING_PATH}/<request_id>")
+    def collect_pairing(request_id: str):
+        return pairings.collect(request_id, request.headers.get(security.PAIRING_SECRET_HEADER, ""))
+
+    @app.get(security.PAIRING_PATH)
+    def pending_pairings():
+        return {"requests": pairings.pending()}
+
+    @app.post(f"{security.PAIRING_PATH}/<request_id>/<decision>")
+    def decide_pairing(request_id: str, decision: str):
+        if decision not in ("allow", "refuse"):
+            return error_response("not_found", "Not found.", 404)
+        policy.check_same_user(request.environ.get("REMOTE_ADDR"), request.environ.get("REMOTE_PORT"))
+        pairings.decide(request_id, decision == "allow")
+        return {"ok": True}
+
     @app.post("/v1/protect")
     def protect():
         data, options = _photo_and_options(config)
@@ -121,12 +152,14 @@ def create_app(config: ServerConfig) -> Flask:
     def detect():
         data, options = _photo_and_options(config)
         with admission.slot():
-            faces, width, height = pipeline.detect_only(data, options)
-        return {"faces": [face.as_dict() for face in faces], "width": width, "height": height}
+            choices, width, height = pipeline.detect_only(data, options)
+        return {"faces": pipeline.detections(choices.replaced, choices.kept), "added": [list(b) for b in choices.added],
+                "kept": [list(f.box) for f in choices.kept], "width": width, "height": height}
 
     @app.get("/")
-    def index():
-        html = _web_text("index.html").replace("__SHIELD_PAGE_KEY__", policy.page_key)
+    @app.get("/connect")
+    def page():  # security.PAGE_PATHS: served as documents only
+        html = _web_text(WEB_PAGES[request.path]).replace("__SHIELD_PAGE_KEY__", policy.page_key)
         return Response(html, mimetype="text/html")
 
     @app.get("/<name>")
@@ -143,8 +176,19 @@ def error_response(code: str, message: str, status: int) -> Response:
     return Response(body, status=status, mimetype="application/json")
 
 
+# Multipart form fields that may carry these options instead of the query string (boxes can be long).
+FORM_OPTIONS = ("regions", "keep")
+
+
 def _photo_and_options(config: ServerConfig):
-    options = pipeline.ProtectOptions.from_params(request.args.to_dict(), max_bytes=config.max_bytes,
+    params = request.args.to_dict()
+    if request.mimetype == "multipart/form-data":
+        for name in FORM_OPTIONS:
+            if name in request.form:
+                if name in params or len(request.form.getlist(name)) > 1:
+                    raise BadOptions(f"'{name}' is given more than once.")
+                params[name] = request.form[name]
+    options = pipeline.ProtectOptions.from_params(params, max_bytes=config.max_bytes,
                                                   max_pixels=config.max_pixels)
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")

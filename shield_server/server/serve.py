@@ -10,13 +10,13 @@ from waitress.channel import HTTPChannel
 from waitress.server import create_server
 from waitress.task import ErrorTask
 
+from shield_server.cli import native_stderr_silenced
 from shield_server.security import validate_extra_origin
 from shield_server.server import pairing
 from shield_server.server.app import MULTIPART_OVERHEAD, SECURITY_HEADERS, ServerConfig, create_app
 
 DEFAULT_PORT = 47321
 BIND_ADDRESS = "127.0.0.1"  # loopback only, never another interface
-MAX_ACTIVE, MAX_WAITING = 2, 4
 # Beyond the queue's threads, a few for cheap answers (health, refusals) while photos are processing.
 SPARE_THREADS = 2
 # Waitress buffers each whole request before the app sees it, so open connections bound memory.
@@ -42,7 +42,7 @@ class ShieldChannel(HTTPChannel):
 
 
 def _not_yet(environ, start_response):  # replaced by the real app before the first request is served
-    start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+    start_response("503 Service Unavailable", [("Content-Type", "application/json"), ("Retry-After", "2")])
     return [b'{"error": "busy", "message": "Starting."}']
 
 
@@ -81,22 +81,20 @@ def main(args) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        return _serve(port, tokens, origins, _queue_settings(args))
+        return _serve(port, tokens, origins, _queue_settings(args), bool(getattr(args, "verbose", False)))
     except KeyboardInterrupt:
         print("Photo Shield stopped.", flush=True)
         return 0
 
 
 def _queue_settings(args) -> dict:
-    """Queue sizes and deadline; only the test entry point below exposes them as options."""
-    settings = {"max_active": getattr(args, "max_active", None) or MAX_ACTIVE,
-                "max_waiting": getattr(args, "max_waiting", None) or MAX_WAITING}
-    if getattr(args, "queue_deadline", None):
-        settings["queue_deadline_s"] = args.queue_deadline
-    return settings
+    """Queue sizes and deadline (defaults in ServerConfig); only the test entry point below sets them."""
+    given = {"max_active": getattr(args, "max_active", None), "max_waiting": getattr(args, "max_waiting", None),
+             "queue_deadline_s": getattr(args, "queue_deadline", None)}
+    return {name: value for name, value in given.items() if value}
 
 
-def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dict) -> int:
+def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dict, verbose: bool) -> int:
     config = ServerConfig(port=port, token_store=tokens, allowed_origins=origins, **queue)
     try:  # bind first: a port already in use is reported at once, not after loading the models
         server = create_server(
@@ -118,10 +116,12 @@ def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dic
 
     print("Loading the face models...", flush=True)
     try:
-        config.detectors = pipeline.warm_up()
+        with native_stderr_silenced(not verbose):
+            config.detectors = pipeline.warm_up()
     except Exception as exc:  # noqa: BLE001 - any failure here means no photo could ever be protected
         server.close()
-        print(f"shield serve: the face models could not be loaded ({type(exc).__name__}: {exc}).",
+        print(f"shield serve: the face models could not be loaded ({type(exc).__name__}: {exc})."
+              + ("" if verbose else " `shield serve --verbose` shows the libraries' own messages."),
               file=sys.stderr)
         return 1
     # Connections made while the models load wait in the listen backlog; none is answered before this.
@@ -130,7 +130,8 @@ def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dic
     url = f"http://{BIND_ADDRESS}:{config.port}"
     print(f"Photo Shield listening on {url}/ (loopback only; detectors: {', '.join(config.detectors)})\n"
           f"  Web page: open {url}/ in your browser.\n"
-          f"  Extension: run `shield pair` and paste the token into the extension's settings.\n"
+          f"  Extension: press Connect on its welcome page, then Allow at {url}/connect\n"
+          f"  (or run `shield pair` and paste the token into the extension's settings).\n"
           f"  Token file: {tokens.path}\n"
           f"  Stop with Ctrl+C.", flush=True)
     try:
@@ -166,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--allow-origin", action="append", default=[])
     parser.add_argument("--config-dir", default=None)
+    parser.add_argument("--verbose", action="store_true")
     return parser
 
 

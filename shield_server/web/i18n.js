@@ -1,0 +1,84 @@
+// The page's words in English and French, chosen from the browser's preferred languages.
+
+const MESSAGES = {
+  en: {
+    title: "Photo Shield",
+    intro: "Every face is replaced with a solid colour, noise or a sticker and all metadata is removed, on this " +
+      "computer. Your photos are not sent anywhere else.",
+    fill: "Fill", fillSolid: "Solid colour", fillNoise: "Noise", fillSticker: "Sticker",
+    sticker: "Sticker", stickerSmile: "Smiling face", stickerCat: "Cat", stickerHeart: "Heart",
+    stickerStar: "Star", stickerFlower: "Flower",
+    color: "Colour", margin: "Margin", format: "Format", formatSame: "Same as the photo",
+    cover: "Cover", coverFaces: "Faces", coverPeople: "Whole people",
+    drop: "Drop photos here", or: "or", choose: "choose photos",
+    clear: "Clear the list", downloadAll: "Download all (zip)",
+    before: "Before: faces found are outlined (this copy never leaves the page)",
+    after: "After: protected. Drag on it to cover something more, click an outline to keep that face",
+    beforeAlt: "The original photo, faces outlined", afterAlt: "The protected photo",
+    noPreview: "This browser cannot show the original.",
+    download: "Download the protected photo",
+    protecting: "Protecting…", queued: "Waiting…",
+    working: (n) => `Protecting ${n} photo${n > 1 ? "s" : ""}…`, done: "Done.",
+    summary: (faces, added, kept, width, height, ms) => [
+      `${faces === 1 ? "1 face" : `${faces} faces`} replaced`,
+      added ? `${added} region${added > 1 ? "s" : ""} added` : "",
+      kept ? `${kept} face${kept > 1 ? "s" : ""} kept as ${kept > 1 ? "they are" : "it is"}` : "",
+    ].filter(Boolean).join(", ") + `, metadata removed (${width}×${height}, ${ms} ms).`,
+    failed: (message) => `Not protected: ${message}`,
+    restarted: "The server was restarted: reload this page.",
+    busy: "The server stayed busy; try again in a moment.",
+    zipFailed: (message) => `The archive could not be made: ${message}`,
+    editor: {},  // editor.js speaks English by itself
+  },
+  fr: {
+    title: "Photo Shield",
+    intro: "Chaque visage est remplacé par une couleur unie, du bruit ou un autocollant et toutes les " +
+      "métadonnées sont supprimées, sur cet ordinateur. Vos photos ne sont envoyées nulle part ailleurs.",
+    fill: "Remplissage", fillSolid: "Couleur unie", fillNoise: "Bruit", fillSticker: "Autocollant",
+    sticker: "Autocollant", stickerSmile: "Visage souriant", stickerCat: "Chat", stickerHeart: "Cœur",
+    stickerStar: "Étoile", stickerFlower: "Fleur",
+    color: "Couleur", margin: "Marge", format: "Format", formatSame: "Comme la photo",
+    cover: "Masquer", coverFaces: "Les visages", coverPeople: "Les personnes entières",
+    drop: "Déposez des photos ici", or: "ou", choose: "choisissez des photos",
+    clear: "Vider la liste", downloadAll: "Tout télécharger (zip)",
+    before: "Avant : les visages trouvés sont encadrés (cette copie ne quitte pas la page)",
+    after: "Après : protégée. Tracez dessus pour masquer autre chose, cliquez sur un cadre pour garder ce visage",
+    beforeAlt: "La photo d'origine, visages encadrés", afterAlt: "La photo protégée",
+    noPreview: "Ce navigateur ne peut pas afficher l'original.",
+    download: "Télécharger la photo protégée",
+    protecting: "Protection en cours…", queued: "En attente…",
+    working: (n) => `Protection de ${n} photo${n > 1 ? "s" : ""}…`, done: "Terminé.",
+    summary: (faces, added, kept, width, height, ms) => [
+      `${faces} visage${faces > 1 ? "s" : ""} remplacé${faces > 1 ? "s" : ""}`,
+      added ? `${added} zone${added > 1 ? "s" : ""} ajoutée${added > 1 ? "s" : ""}` : "",
+      kept ? `${kept} visage${kept > 1 ? "s" : ""} laissé${kept > 1 ? "s" : ""} tel${kept > 1 ? "s" : ""} quel${kept > 1 ? "s" : ""}` : "",
+    ].filter(Boolean).join(", ") + `, métadonnées supprimées (${width}×${height}, ${ms} ms).`,
+    failed: (message) => `Non protégée : ${message}`,
+    restarted: "Le serveur a redémarré : rechargez cette page.",
+    busy: "Le serveur est resté occupé ; réessayez dans un instant.",
+    zipFailed: (message) => `L'archive n'a pas pu être créée : ${message}`,
+    editor: {
+      addRegion: "Ajouter une zone", undo: "Annuler",
+      hint: "Tracez sur la photo pour masquer autre chose ; cliquez sur un visage encadré pour le laisser tel " +
+        "quel. Clavier : sélectionnez une zone, les flèches la déplacent, Maj+flèches la redimensionnent, " +
+        "Suppr l'enlève.",
+      detection: "Visage détecté, remplacé (cliquez pour le garder tel quel)",
+      keptDetection: "Visage détecté, gardé tel quel (cliquez pour le remplacer)",
+      region: "Zone ajoutée (flèches : déplacer, Maj+flèches : redimensionner, Suppr : enlever)",
+      working: "Protection en cours…",
+    },
+  },
+};
+
+export const language = (navigator.languages || [navigator.language || "en"])
+  .map((tag) => String(tag).toLowerCase().split("-")[0])
+  .find((tag) => tag in MESSAGES) || "en";
+
+export const text = MESSAGES[language];
+
+/** Put the words of the chosen language into every element marked data-i18n (text) or data-i18n-alt. */
+export function translatePage(root = document) {
+  document.documentElement.lang = language;
+  for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = text[node.dataset.i18n];
+  for (const node of root.querySelectorAll("[data-i18n-alt]")) node.alt = text[node.dataset.i18nAlt];
+}

@@ -1,0 +1,41 @@
+"""Python side of the Firefox driver: runs tests/firefox/driver.mjs (npm puppeteer-core driving Debian's
+firefox-esr with the extension installed) and returns what it saw. See driver.mjs for the steps.
+
+    from firefox.driver import firefox_available, run_scenarios
+    results = run_scenarios([{"settings": {...}, "steps": [{"goto": url}, {"upload": "#js-input", "files": [path]}]}])
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+DRIVER = Path(__file__).resolve().parent / "driver.mjs"
+FIREFOX = "/usr/bin/firefox-esr"
+EXTENSION_DIR = ROOT / "extension"
+
+
+def firefox_available() -> bool:
+    return (os.access(FIREFOX, os.X_OK) and shutil.which("node") is not None
+            and (ROOT / "node_modules" / "puppeteer-core").is_dir())
+
+
+def run_scenarios(scenarios: list[dict], timeout: float = 120.0, extension: Path = EXTENSION_DIR) -> list[list]:
+    """Runs the scenarios in one Firefox, in order; one list of step results per scenario.
+    A step that failed answers {"error": ...} and ends its scenario."""
+    job = {"extension": str(extension), "timeoutMs": int(timeout * 1000), "scenarios": scenarios}
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as job_file:
+        json.dump(job, job_file)
+        job_file.flush()
+        done = subprocess.run(["node", str(DRIVER), job_file.name], capture_output=True, text=True,
+                              cwd=ROOT, timeout=timeout + 30)
+    try:
+        answer = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise RuntimeError(f"firefox driver gave no answer (exit {done.returncode}): {done.stderr[-2000:]}")
+    if not answer.get("ok"):
+        raise RuntimeError(f"firefox driver failed: {answer.get('error')}\n{done.stderr[-2000:]}")
+    return answer["results"]

@@ -1,0 +1,169 @@
+"""The extension in Firefox ESR (Debian's firefox-esr, driven by npm puppeteer-core through tests/firefox/):
+the core upload paths protected when paired, blocked with a notice when the server is stopped, videos
+blocked on a locked profile, and withdrawn site access shown on the toolbar badge and in the extension's pages.
+All scenarios run in one Firefox (its start is the slow part); each has its own loopback test site.
+"""
+
+import base64
+import os
+
+import pytest
+
+from browser import UploadSite
+from firefox.driver import firefox_available, run_scenarios
+from test_extension import ASTRONAUT, assert_protected, astronaut_png, closed_port, paired
+from test_extension_files import webm_bytes
+
+pytestmark = pytest.mark.skipif(not firefox_available() and not os.environ.get("SHIELD_REQUIRE_BROWSER"),
+                                reason="needs /usr/bin/firefox-esr, node and npm puppeteer-core (scripts/test.sh)")
+
+PHOTO_B64 = base64.b64encode(astronaut_png()).decode()
+VIDEO = webm_bytes()
+UNTIL_PROTECTED = "document.getElementById('{id}').files.length === 1 && " \
+                  "document.getElementById('{id}').files[0].lastModified > Date.now() - 60000"
+BADGE_IS = """(async () => {{ for (let i = 0; i < 100; i++) {{
+    if (await chrome.action.getBadgeText({{}}) === '{text}') return true;
+    await new Promise((r) => setTimeout(r, 100)); }} return chrome.action.getBadgeText({{}}); }})()"""
+
+
+def status_is(prefix: str) -> str:
+    return f"document.getElementById('status').textContent.startsWith('{prefix}')"
+
+
+def scenarios(shield, sites, video_path):
+    stopped = {"port": closed_port(), "token": "x"}
+    return {
+        "input": (paired(shield), [
+            {"goto": sites["input"].origin + "/"},
+            {"upload": "#js-input", "files": [ASTRONAUT]},
+            {"waitFor": status_is("uploaded:input"), "timeoutMs": 30000},
+        ]),
+        "form": (paired(shield), [
+            {"goto": sites["form"].origin + "/"},
+            {"upload": "#form-input", "files": [ASTRONAUT]},
+            {"waitFor": UNTIL_PROTECTED.format(id="form-input"), "timeoutMs": 30000},
+            {"click": "#form-submit"},
+            {"sleep": 1500},
+        ]),
+        "fetch": (paired(shield), [
+            {"goto": sites["fetch"].origin + "/"},
+            {"evaluate": f"(window.pageUpload('fetch-formdata', '{PHOTO_B64}', 'image/png', 'made.png'), true)"},
+            {"waitFor": status_is("uploaded:fetch-formdata"), "timeoutMs": 30000},
+        ]),
+        "stopped-input": (stopped, [
+            {"goto": sites["stopped-input"].origin + "/"},
+            {"upload": "#js-input", "files": [ASTRONAUT]},
+            {"notice": True},
+            {"evaluate": "document.getElementById('js-input').files.length"},
+        ]),
+        "stopped-fetch": (stopped, [
+            {"goto": sites["stopped-fetch"].origin + "/"},
+            {"evaluate": f"(window.pageUpload('fetch-formdata', '{PHOTO_B64}', 'image/png', 'made.png'), true)"},
+            {"notice": True},
+            {"answerNotice": "dismiss"},
+            {"waitFor": status_is("error:fetch-formdata")},
+        ]),
+        "locked-video": (paired(shield), [
+            {"extension": "chrome.runtime.sendMessage({ type: 'setPin', newPin: '2468' })"},
+            {"goto": sites["locked-video"].origin + "/"},
+            {"upload": "#js-input", "files": [video_path]},
+            {"notice": True},
+        ]),
+        "asked-video": (paired(shield), [
+            {"goto": sites["asked-video"].origin + "/"},
+            {"upload": "#js-input", "files": [video_path]},
+            {"notice": True},
+            {"answerNotice": "original"},
+            {"waitFor": status_is("uploaded:input"), "timeoutMs": 30000},
+        ]),
+        # Last: it takes the extension's access to every site away, as a person can in about:addons.
+        "access-withdrawn": (paired(shield), [
+            {"extension": "chrome.action.getBadgeText({})"},
+            {"extension": "chrome.permissions.remove({ origins: ['http://*/*', 'https://*/*'] })"},
+            {"extension": BADGE_IS.format(text="!!")},
+            {"extension": "chrome.runtime.sendMessage({ type: 'getState' }).then((s) => s.siteAccessLost)"},
+            {"waitForExtension": "document.body.dataset.accessLost === 'true'"},
+            {"extension": "!document.getElementById('access-lost').hidden"},
+            {"extension": "chrome.action.getTitle({})"},
+            {"closeExtension": True},
+            {"sleep": 1200},
+            {"goto": sites["access-withdrawn"].origin + "/"},
+            {"sleep": 2500},
+            # Open tabs of the options page: the driver's own (opened by this step) and the warning.
+            {"extension": "chrome.extension.getViews({ type: 'tab' })"
+                          ".filter((view) => view.location.pathname === '/options/options.html').length"},
+        ]),
+    }
+
+
+@pytest.fixture(scope="module")
+def firefox(shield_server, tmp_path_factory):
+    """Runs every scenario once; each test reads its own: (step results, what its site received)."""
+    video = tmp_path_factory.mktemp("firefox") / "party.webm"
+    video.write_bytes(VIDEO)
+    names = ["input", "form", "fetch", "stopped-input", "stopped-fetch", "locked-video", "asked-video",
+             "access-withdrawn"]
+    sites = {name: UploadSite() for name in names}
+    try:
+        plan = scenarios(shield_server, sites, str(video))
+        results = run_scenarios([{"settings": plan[name][0], "steps": plan[name][1]} for name in names], timeout=240)
+        yield {name: (result, sites[name]) for name, result in zip(names, results)}
+    finally:
+        for site in sites.values():
+            site.stop()
+
+
+def no_errors(results):
+    errors = [r for r in results if isinstance(r, dict) and "error" in r]
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("name, via", [("input", "input"), ("form", "form"), ("fetch", "fetch-formdata")])
+def test_paired_uploads_are_protected_in_firefox(firefox, name, via):
+    results, site = firefox[name]
+    no_errors(results)
+    uploads = site.wait_for_uploads(1, timeout=5)
+    assert [u.via for u in uploads] == [via]
+    (photo,) = uploads[0].files()
+    assert_protected(photo.data)
+
+
+@pytest.mark.parametrize("name", ["stopped-input", "stopped-fetch"])
+def test_stopped_server_blocks_with_a_notice_in_firefox(firefox, name):
+    results, site = firefox[name]
+    no_errors(results)
+    shown = results[2]
+    assert shown["reason"] == "server_unreachable" and "shield serve" in shown["text"]
+    if name == "stopped-input":
+        assert results[3] == 0  # the field was emptied
+    assert site.uploads == []
+
+
+def test_video_is_blocked_on_a_locked_profile_in_firefox(firefox):
+    results, site = firefox["locked-video"]
+    no_errors(results)
+    assert results[0] == {"ok": True}
+    shown = results[3]
+    assert shown["reason"] == "video_blocked" and "cannot protect videos yet" in shown["text"]
+    assert [b["choice"] for b in shown["buttons"]] == ["dismiss"]
+    assert site.uploads == []
+
+
+def test_video_sent_only_when_the_person_says_so_in_firefox(firefox):
+    results, site = firefox["asked-video"]
+    no_errors(results)
+    assert results[2]["reason"] == "video_ask"
+    (sent,) = site.wait_for_uploads(1, timeout=5)[0].files()
+    assert sent.filename == "party.webm" and sent.data == VIDEO
+
+
+def test_withdrawn_site_access_is_shown_in_firefox(firefox):
+    results, _ = firefox["access-withdrawn"]
+    no_errors(results)
+    before, _, badge, lost, _, banner, title = results[:7]
+    assert before == "ON"
+    assert badge is True, f"badge text stayed {badge!r}"
+    assert lost is True and banner is True
+    assert "no access to websites" in title
+    # The next page the person opens brings the warning (the options page) back.
+    assert results[11] == 2
