@@ -38,3 +38,11 @@ class UndecodableVideo(ShieldError):
 
 class Cancelled(ShieldError):
     code, status = "cancelled", 409
+
+
+class NotFound(ShieldError):
+    code, status = "not_found", 404
+
+
+class NotReady(ShieldError):
+    code, status = "not_ready", 409

@@ -25,21 +25,13 @@ from pathlib import Path
 from flask import Flask, Response, request
 
 from shield_server import security, video
-from shield_server.errors import BadOptions, Cancelled, ShieldError, TooLarge
+from shield_server.errors import BadOptions, Cancelled, NotFound, NotReady, ShieldError, TooLarge
 
 log = logging.getLogger("shield.server")
 
 MAX_JOBS = 4
 RESULT_TTL_S = 600.0
 CHUNK = 1 << 20
-
-
-class NotFound(ShieldError):
-    code, status = "not_found", 404
-
-
-class NotReady(ShieldError):
-    code, status = "not_ready", 409
 
 
 @dataclass
