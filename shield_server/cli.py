@@ -268,6 +268,10 @@ def _run_video_job(job: Job, args, inputs: frozenset[tuple[int, int]]) -> dict:
         target = _output_path(job, "mp4")
         if not job.in_place and _file_id(target) in inputs:
             raise BadOptions(f"refusing to overwrite the input {target}; use --in-place to replace inputs")
+        exists = OutputExists(f"{target} already exists and was not replaced; {job.source} was left "
+                              "unchanged (use --out-dir)")
+        if job.in_place and target != job.source and target.exists():
+            raise exists  # known before minutes of work; the exclusive create below settles races
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".shield-", suffix=".mp4")
         os.close(fd)
@@ -281,8 +285,7 @@ def _run_video_job(job: Job, args, inputs: frozenset[tuple[int, int]]) -> dict:
             try:
                 os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             except FileExistsError:
-                raise OutputExists(f"{target} already exists and was not replaced; {job.source} was left "
-                                   "unchanged (use --out-dir)") from None
+                raise exists from None
             os.replace(temp, target)
             job.source.unlink()
         else:

@@ -237,6 +237,22 @@ def test_cli_writes_protected_clip(clip, tmp_path):
         assert not c.streams.audio
 
 
+def test_cli_in_place_never_replaces_another_file(clip, tmp_path):
+    data = clip[0].read_bytes()
+    (tmp_path / "a.mov").write_bytes(data)
+    (tmp_path / "b.mov").write_bytes(data)
+    (tmp_path / "b.mp4").write_bytes(b"someone else's file")
+    run = subprocess.run([sys.executable, "-m", "shield_server", "redact", str(tmp_path / "a.mov"),
+                          str(tmp_path / "b.mov"), "--in-place", "--fill", "#ff00ff"], cwd=REPO_ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 1 and "b.mp4 already exists" in run.stderr
+    assert not (tmp_path / "a.mov").exists()
+    assert_every_face_replaced(tmp_path / "a.mp4", clip[1])
+    assert (tmp_path / "b.mov").read_bytes() == data
+    assert (tmp_path / "b.mp4").read_bytes() == b"someone else's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mov", "b.mp4"]  # no temporary left
+
+
 def test_cli_refuses_truncated_clip(clip, tmp_path):
     source = tmp_path / "cut.mp4"
     source.write_bytes(clip[0].read_bytes()[:5000])
