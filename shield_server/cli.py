@@ -21,10 +21,13 @@ from shield_server.errors import BadOptions, ShieldError, TooLarge
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
                   ".heic", ".heif", ".hif", ".avif"}
 
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".3gp", ".webm", ".mkv"}
+
 # -o FILE without --format: the file's suffix chooses the format.
 SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
 # --in-place keeps a file's name when its name already fits the protected file's format.
-SUFFIXES_OF_EXTENSION = {"jpg": {".jpg", ".jpeg", ".jpe"}, "png": {".png"}, "webp": {".webp"}, "gif": {".gif"}}
+SUFFIXES_OF_EXTENSION = {"jpg": {".jpg", ".jpeg", ".jpe"}, "png": {".png"}, "webp": {".webp"}, "gif": {".gif"},
+                         "mp4": {".mp4"}}
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -79,7 +82,7 @@ def _walk(root: Path, problems: list[dict]) -> list[tuple[Path, Path]]:
         subfolders.sort()
         for name in sorted(files):
             child = Path(folder, name)
-            if name.startswith(".") or child.suffix.lower() not in IMAGE_SUFFIXES:
+            if name.startswith(".") or child.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
                 continue
             if not child.exists():
                 problems.append(_failure(child, "broken_link", "a link to a file that does not exist"))
@@ -233,6 +236,71 @@ def _run_job(job: Job, options, inputs: frozenset[tuple[int, int]]) -> dict:
         return _failure(job.source, "internal", f"internal error ({type(exc).__name__})")
 
 
+def _is_video(path: Path) -> bool:
+    from shield_server.formats import sniff_video
+
+    try:  # without blocking: a pipe named .mp4 must not hang the command (the photo path refuses it)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return False  # the photo path reports why the file cannot be read
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and sniff_video(os.read(fd, 64)) is not None
+    finally:
+        os.close(fd)
+
+
+def _run_video_job(job: Job, args, inputs: frozenset[tuple[int, int]]) -> dict:
+    """One clip, in this process (the detector already uses every core), with a frame progress bar on
+    stderr. The clip is streamed from its file and the result written beside its target, then renamed."""
+    from tqdm import tqdm
+
+    from shield_server.video import VideoOptions, protect_video
+
+    given = {"fill": args.fill, "margin": args.margin, "mode": args.mode, "sticker": args.sticker,
+             "format": "mp4" if args.format in (None, "same") else args.format,
+             "audio": "drop" if args.no_audio else "keep"}
+    temp = None
+    try:
+        if args.region or args.keep:
+            raise BadOptions("--region and --keep are for photos; a video's faces are found in every frame.")
+        options = VideoOptions.from_params({k: str(v) for k, v in given.items() if v is not None})
+        mode = stat.S_IMODE(os.stat(job.source).st_mode) & 0o777
+        target = _output_path(job, "mp4")
+        if not job.in_place and _file_id(target) in inputs:
+            raise BadOptions(f"refusing to overwrite the input {target}; use --in-place to replace inputs")
+        exists = OutputExists(f"{target} already exists and was not replaced; {job.source} was left "
+                              "unchanged (use --out-dir)")
+        if job.in_place and target != job.source and target.exists():
+            raise exists  # known before minutes of work; the exclusive create below settles races
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".shield-", suffix=".mp4")
+        os.close(fd)
+        with tqdm(total=0, unit="frame", disable=args.json, file=sys.stderr, desc=job.source.name) as bar:
+            def show(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+            result = protect_video(job.source, temp, options, progress=show)
+        os.chmod(temp, mode)
+        if job.in_place and target != job.source:  # a new name: never replaces another file
+            try:
+                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                raise exists from None
+            os.replace(temp, target)
+            job.source.unlink()
+        else:
+            os.replace(temp, target)
+        return {"file": str(job.source), "output": str(target), **({"note": job.note} if job.note else {}),
+                "faces": result.faces_per_frame_max, **result.report()}
+    except ShieldError as exc:
+        return _failure(job.source, exc.code, exc.message)
+    except OSError as exc:
+        return _failure(job.source, "io_error", exc.strerror or str(exc))
+    finally:
+        if temp:
+            Path(temp).unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def native_stderr_silenced(silenced: bool):
     """MediaPipe's TFLite and absl write INFO/WARNING lines straight to file descriptor 2 when their models
@@ -296,8 +364,10 @@ def _redact(args) -> int:
         print("shield: no images found", file=sys.stderr)
         return 2
     inputs = frozenset(filter(None, (_file_id(job.source) for job in jobs)))
+    video_jobs = [job for job in jobs if _is_video(job.source)]
+    jobs = [job for job in jobs if job not in video_jobs]
     workers = min(args.jobs or os.cpu_count() or 1, len(jobs))
-    progress = _progress(len(jobs), quiet=args.json or len(jobs) == 1)
+    progress = _progress(len(jobs), quiet=args.json or len(jobs) <= 1)
     results = []
     if workers <= 1:
         for job in jobs:
@@ -310,6 +380,8 @@ def _redact(args) -> int:
                 results.append(result)
                 progress.update()
     progress.close()
+    results += [_run_video_job(job, args, inputs) for job in video_jobs]
+    jobs += video_jobs
     results += skipped
     failures = [r for r in results if "error" in r]
     if args.json:
@@ -350,8 +422,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    red = commands.add_parser("redact", help="protect image files (faces replaced, metadata removed)")
-    red.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    red = commands.add_parser("redact", help="protect image and video files (faces replaced, metadata removed)")
+    red.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively)")
     where = red.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", help="output file (one input only)")
     where.add_argument("--out-dir", help="folder for the protected files, named <input name>.<format>")
@@ -367,6 +439,7 @@ def _parser() -> argparse.ArgumentParser:
     red.add_argument("--margin", type=float, help=f"head margin around each face box, as a fraction of "
                      f"its size (default {redact.DEFAULT_MARGIN})")
     red.add_argument("--mode", choices=["faces", "people"], help="replace faces (default) or whole people")
+    red.add_argument("--no-audio", action="store_true", help="videos: drop the sound track (default: kept)")
     red.add_argument("--json", action="store_true", help="print a JSON report instead of a summary")
     red.add_argument("--jobs", type=int, help="processes for batches (default: one per core)")
     red.add_argument("--verbose", action="store_true", help="show the ML libraries' own messages")

@@ -30,3 +30,19 @@ class ProtectionFailed(ShieldError):
     """The engine could not guarantee a protected result; nothing must be released."""
 
     code, status = "protection_failed", 500
+
+
+class UndecodableVideo(ShieldError):
+    code, status = "undecodable_video", 422
+
+
+class Cancelled(ShieldError):
+    code, status = "cancelled", 409
+
+
+class NotFound(ShieldError):
+    code, status = "not_found", 404
+
+
+class NotReady(ShieldError):
+    code, status = "not_ready", 409

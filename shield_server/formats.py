@@ -91,6 +91,25 @@ def sniff(data: bytes) -> str:
         "Not a supported image. Photo Shield reads JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF and AVIF.")
 
 
+VIDEO_CONTAINERS = ("mp4", "matroska")
+
+
+def sniff_video(head: bytes) -> str | None:
+    """'mp4' (MP4/MOV/M4V/3GP), 'matroska' (MKV/WebM) or None, from a file's first 64 bytes. HEIF and AVIF
+    photos share the MP4 box layout; their brands make them photos, not videos."""
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"
+    if head[4:8] == b"ftyp":
+        try:
+            sniff(head)
+            return None  # an ftyp a photo format claims
+        except UnsupportedImage:
+            return "mp4"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):  # QuickTime files without ftyp
+        return "mp4"
+    return None
+
+
 PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "webp": "WEBP", "bmp": "BMP",
                   "tiff": "TIFF", "heif": "HEIF", "avif": "AVIF"}
 

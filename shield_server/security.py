@@ -118,7 +118,7 @@ class RequestPolicy:
             return {}
         if not preflight:
             return {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
-        answer = {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        answer = {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
                   "Access-Control-Allow-Headers": f"{TOKEN_HEADER}, {PAIRING_SECRET_HEADER}, Content-Type", "Access-Control-Max-Age": "600"}
         if headers.get("Access-Control-Request-Private-Network") == "true":
             answer["Access-Control-Allow-Private-Network"] = "true"

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from shield_server import __version__, pipeline, security
 from shield_server.errors import BadOptions, ShieldError, TooLarge
 from shield_server.formats import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from shield_server.server import video_jobs
 from shield_server.server.pairing_requests import PairingRequests
 
 log = logging.getLogger("shield.server")
@@ -65,6 +66,7 @@ def create_app(config: ServerConfig) -> Flask:
                                     config.max_bytes + MULTIPART_OVERHEAD)
     admission = security.Admission(config.max_active, config.max_waiting, config.queue_deadline_s)
     pairings = PairingRequests(config.token_store)
+    video_jobs.register(app, config.max_bytes)
 
     @app.before_request
     def check_request():
