@@ -4,6 +4,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import stat
 import sys
@@ -22,6 +23,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".di
                   ".heic", ".heif", ".hif", ".avif"}
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".3gp", ".webm", ".mkv"}
+# What a default run writes (photo.protected.jpg, IMG_1.heic.protected.jpg, photo.protected-2.jpg): a folder
+# searched again skips these, so running twice on the same folder does not trip over its own outputs.
+EARLIER_OUTPUT = re.compile(r".+\.protected(-\d+)?\.[^.]+")
 
 # -o FILE without --format: the file's suffix chooses the format.
 SUFFIX_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
@@ -52,21 +56,23 @@ def _failure(path: Path, code: str, message: str) -> dict:
     return {"file": str(path), "error": code, "message": message}
 
 
-def _collect(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[dict]]:
+def _collect(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[dict], list[Path]]:
     """(file, path relative to where it was found) for each file given or found in a folder, recursively,
-    each file once; and a failure for each folder that could not be read or link that leads nowhere."""
-    found, problems, seen = [], [], set()
+    each file once; a failure for each folder that could not be read or link that leads nowhere; and the
+    earlier outputs found in folders (skipped; a file named explicitly is always taken)."""
+    found, problems, earlier_outputs, seen = [], [], [], set()
     for text in paths:
         path = Path(text)
-        for source, relative in _walk(path, problems) if path.is_dir() else [(path, Path(path.name))]:
+        walked = _walk(path, problems, earlier_outputs) if path.is_dir() else [(path, Path(path.name))]
+        for source, relative in walked:
             key = os.path.realpath(source)
             if key not in seen:
                 seen.add(key)
                 found.append((source, relative))
-    return found, problems
+    return found, problems, earlier_outputs
 
 
-def _walk(root: Path, problems: list[dict]) -> list[tuple[Path, Path]]:
+def _walk(root: Path, problems: list[dict], earlier_outputs: list[Path]) -> list[tuple[Path, Path]]:
     found, folders_seen = [], set()
 
     def unreadable(error: OSError) -> None:
@@ -86,6 +92,9 @@ def _walk(root: Path, problems: list[dict]) -> list[tuple[Path, Path]]:
                 continue
             if not child.exists():
                 problems.append(_failure(child, "broken_link", "a link to a file that does not exist"))
+                continue
+            if EARLIER_OUTPUT.fullmatch(name):
+                earlier_outputs.append(child)
                 continue
             found.append((child, child.relative_to(root)))
     return found
@@ -357,7 +366,10 @@ def _redact(args) -> int:
     given = {"fill": args.fill, "margin": args.margin, "format": output_format, "mode": args.mode,
              "sticker": args.sticker, "regions": _boxes_json(args.region), "keep": _boxes_json(args.keep)}
     options = ProtectOptions.from_params({k: str(v) for k, v in given.items() if v is not None})
-    found, skipped = _collect(args.paths)
+    found, skipped, earlier_outputs = _collect(args.paths)
+    if earlier_outputs:
+        print(f"shield: skipped {len(earlier_outputs)} file(s) named *.protected.* in the folders given "
+              "(outputs of an earlier run); name such a file to protect it again", file=sys.stderr)
     jobs = _plan(args, found)
     if not jobs:
         _print_failures(skipped)

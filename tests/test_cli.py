@@ -291,3 +291,19 @@ def test_library_messages_only_with_verbose(tmp_path):
         assert not [n for n in noise if n in quiet.stderr], quiet.stderr
     verbose = shield("redact", tmp_path / "a.png", "-o", tmp_path / "out.png", "--mode", "people", "--verbose")
     assert verbose.returncode == 0 and "TensorFlow Lite" in verbose.stderr
+
+
+def test_running_twice_on_a_folder_skips_its_earlier_outputs(tmp_path):
+    (tmp_path / "a.png").write_bytes(encode(astronaut(), "PNG"))
+    (tmp_path / "b.jpg").write_bytes(encode(astronaut(), "JPEG"))
+    first = shield("redact", tmp_path, "--jobs", 1)
+    assert first.returncode == 0, first.stderr
+    outputs = {p.name: p.read_bytes() for p in tmp_path.glob("*.protected.*")}
+    assert set(outputs) == {"a.protected.png", "b.protected.jpg"}
+    again = shield("redact", tmp_path, "--jobs", 1)
+    assert again.returncode == 0, again.stderr
+    assert "skipped 2 file(s) named *.protected.*" in again.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.protected.png", "b.jpg", "b.protected.jpg"]
+    # An earlier output named explicitly is taken like any file.
+    explicit = shield("redact", tmp_path / "a.protected.png")
+    assert explicit.returncode == 0 and (tmp_path / "a.protected.protected.png").exists()
