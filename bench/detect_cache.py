@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Candidate caches for tuning the face detector offline, scored on both halves of the event split.
+
+  python bench/detect_cache.py build    # once: raw CenterFace maps per photo (1.5x and 0.6x, plain and
+                                        # mirrored) and yuface's raw boxes, into bench/out/cache/ (git-ignored)
+  python bench/detect_cache.py eval [PART...]  # rules of bench/detect_rules.py (names containing a PART) on the caches, per half (bench/faces_dev.py's
+                                        # split), painted with redact.head_mask and scored as score.py does
+
+The caches skip the product's pixel strips (whole scans), so a rule's numbers are within a face or two of
+the same rule through the benchmark contract; what ships is checked there.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+
+from faces_dev import DEFAULT_DATA, halves, load, score_masks  # noqa: E402
+
+from shield_server import redact  # noqa: E402
+from shield_server.detect import centerface as cf  # noqa: E402
+from shield_server.detect.base import iou  # noqa: E402
+
+CACHE = BENCH / "out" / "cache"
+SCALES = {"fine": cf.DEFAULT_PASSES[0], "coarse": cf.DEFAULT_PASSES[1]}
+
+
+def cache_file(rec: dict) -> Path:
+    return CACHE / (Path(rec["file"]).stem + ".npz")
+
+
+def build(data: Path) -> None:
+    import yuface
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    det = cf.CenterFace()
+    for n, rec in enumerate(load(data)):
+        out = cache_file(rec)
+        if out.exists():
+            continue
+        bgr = cv2.imread(str(data / rec["file"]))
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        h, w = rgb.shape[:2]
+        arrays, t = {}, time.perf_counter()
+        for key, p in SCALES.items():
+            scale = p.scale_for(w, h)
+            sw, sh = max(int(round(w * scale)), 1), max(int(round(h * scale)), 1)
+            resized = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            ph, pw = -(-sh // cf.SIZE_STEP) * cf.SIZE_STEP, -(-sw // cf.SIZE_STEP) * cf.SIZE_STEP
+            blob = np.zeros((1, 3, ph, pw), np.float32)
+            blob[0, :, :sh, :sw] = resized.transpose(2, 0, 1)
+            for flip, b in (("", blob), ("_m", np.ascontiguousarray(blob[..., ::-1]))):
+                heat, size, off = det._session.run(list(cf.OUTPUTS), {det._input: b})
+                maps = np.concatenate([heat[0], size[0], off[0]])  # 5 x ph/4 x pw/4
+                if flip:  # back into the plain scan's frame: cells mirrored, x offsets negated
+                    maps = maps[..., ::-1].copy()
+                    maps[4] = -maps[4]
+                arrays[key + flip] = maps.astype(np.float16)
+            arrays[key + "_scale"] = np.array([scale, sw, sh])
+        confs, boxes, _ = yuface.detect(bgr, conf=0.0)
+        arrays["yu"] = np.column_stack([boxes, confs]).astype(np.float32).reshape(-1, 5)
+        np.savez_compressed(out, **arrays)
+        print(f"{n} {rec['file']} {time.perf_counter() - t:.2f}s", flush=True)
+
+
+def decode(maps: np.ndarray, scale_row: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (photo pixels) and scores from one scan's 5 maps, as CenterFace._scan_piece + scan do."""
+    scale, sw, sh = scale_row
+    maps = maps.astype(np.float32)
+    ys, xs = np.nonzero(maps[0] > threshold)
+    bh = np.exp(np.minimum(maps[1, ys, xs], 10)) * 4
+    bw = np.exp(np.minimum(maps[2, ys, xs], 10)) * 4
+    cy = (ys + maps[3, ys, xs] + 0.5) * 4
+    cx = (xs + maps[4, ys, xs] + 0.5) * 4
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1).reshape(-1, 4)
+    boxes = np.clip(boxes, 0, [sw, sh, sw, sh])
+    real = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    boxes, scores = boxes[real] / scale, maps[0, ys, xs][real]
+    keep = cf._nms(boxes, scores)
+    return boxes[keep], scores[keep]
+
+
+def paint(rec: dict, boxes: np.ndarray) -> np.ndarray:
+    w, h = rec["width"], rec["height"]
+    rounded = [(max(int(np.floor(a)), 0), max(int(np.floor(b)), 0), min(int(np.ceil(c)), w), min(int(np.ceil(d)), h))
+               for a, b, c, d in np.asarray(boxes).reshape(-1, 4)]
+    return redact.head_mask([r for r in rounded if r[2] > r[0] and r[3] > r[1]], redact.DEFAULT_MARGIN, w, h)
+
+
+def evaluate(recs: list[dict], rules: dict) -> dict:
+    """Score each `rule(cache) -> boxes` on each half: {rule name: {half: score}}."""
+    masks = {name: [] for name in rules}
+    for r in recs:
+        z = dict(np.load(cache_file(r)))
+        for name, rule in rules.items():
+            masks[name].append(paint(r, rule(z)))
+    return {name: {h: score_masks(part, [m for r, m in zip(recs, masks[name]) if r in part])
+                   for h, part in halves(recs).items()} for name in rules}
+
+
+def main() -> None:
+    what = sys.argv[1] if len(sys.argv) > 1 else "eval"
+    if what == "build":
+        return build(DEFAULT_DATA)
+    import detect_rules
+
+    recs = load(DEFAULT_DATA)
+    wanted = sys.argv[2:]  # parts of rule names; none: every rule
+    results = evaluate(recs, {name: r for name, r in detect_rules.RULES.items()
+                              if not wanted or any(w in name for w in wanted)})
+    for name, res in results.items():
+        cells = " | ".join(f"{res[h]['recall_ge32']:.3f} {res[h]['recall_16_32']:.3f} {res[h]['recall_all']:.3f} "
+                           f"{res[h]['mean_collateral_pct']:.3f}% {res[h]['noface_images_touched']}" for h in "AB")
+        print(f"{name:40s} | {cells}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
