@@ -6,6 +6,9 @@
   python bench/detect_cache.py eval [PART...]  # rules of bench/detect_rules.py (names containing a PART) on the caches, per half (bench/faces_dev.py's
                                         # split), painted with redact.head_mask and scored as score.py does
 
+`build` needs `pip install yuface` in the venv (BSD-3, libfacedetection's YuNet compiled into the cp311
+wheel, no model file); the product does not use it.
+
 The caches skip the product's pixel strips (whole scans), so a rule's numbers are within a face or two of
 the same rule through the benchmark contract; what ships is checked there.
 """
@@ -27,7 +30,6 @@ from faces_dev import DEFAULT_DATA, halves, load, score_masks  # noqa: E402
 
 from shield_server import redact  # noqa: E402
 from shield_server.detect import centerface as cf  # noqa: E402
-from shield_server.detect.base import iou  # noqa: E402
 
 CACHE = BENCH / "out" / "cache"
 SCALES = {"fine": cf.DEFAULT_PASSES[0], "coarse": cf.DEFAULT_PASSES[1]}
@@ -74,16 +76,10 @@ def build(data: Path) -> None:
 def decode(maps: np.ndarray, scale_row: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (photo pixels) and scores from one scan's 5 maps, as CenterFace._scan_piece + scan do."""
     scale, sw, sh = scale_row
-    maps = maps.astype(np.float32)
-    ys, xs = np.nonzero(maps[0] > threshold)
-    bh = np.exp(np.minimum(maps[1, ys, xs], 10)) * 4
-    bw = np.exp(np.minimum(maps[2, ys, xs], 10)) * 4
-    cy = (ys + maps[3, ys, xs] + 0.5) * 4
-    cx = (xs + maps[4, ys, xs] + 0.5) * 4
-    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1).reshape(-1, 4)
+    boxes, scores = cf._decode(maps.astype(np.float32), maps[0].astype(np.float32) > threshold)
     boxes = np.clip(boxes, 0, [sw, sh, sw, sh])
     real = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    boxes, scores = boxes[real] / scale, maps[0, ys, xs][real]
+    boxes, scores = boxes[real] / scale, scores[real]
     keep = cf._nms(boxes, scores)
     return boxes[keep], scores[keep]
 

@@ -41,7 +41,8 @@ def rule(z, thresholds=(0.2, 0.5), corr_min=cf.CORROBORATED_MIN, in_range_max=cf
          oor_min=cf.OUT_OF_RANGE_MIN, mirror="", weak_mirror_min=None, yu_min=None, yu_from=0.1, yu_iou=0.3,
          yu_geometry=False, lone_max=None, lone_needs=None, aspect=None, big_coarse=None, mirror_min=None,
          mirror_below=0.5, weak_avg=None, weak_avg_passes=(0, 1)):
-    """The shipped acceptance with optional extras:
+    """Round 2's acceptance (the defaults) with optional extras; the shipped detector is
+    mirror="fine", thresholds=(0.18, 0.5) (its crops approximate the whole mirrored scan):
     mirror='avg': score maps averaged with the mirrored scan's (both passes) / 'fine': fine pass only.
     weak_mirror_min: a weak candidate (corr_min..threshold) is also kept when the mean of its score and
       the mirrored scan's score at its cell reaches this.
@@ -110,7 +111,7 @@ def rule(z, thresholds=(0.2, 0.5), corr_min=cf.CORROBORATED_MIN, in_range_max=cf
 
 P = functools.partial
 RULES = {
-    "shipped": P(rule),
+    "round 2 rule": P(rule),
     "mirror avg both": P(rule, mirror="avg"),
     "mirror avg fine": P(rule, mirror="fine"),
     "weak: mean with mirror >= 0.2": P(rule, weak_mirror_min=0.2),
