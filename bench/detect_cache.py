@@ -3,6 +3,7 @@
 
   python bench/detect_cache.py build    # once: raw CenterFace maps per photo (1.5x and 0.6x, plain and
                                         # mirrored) and yuface's raw boxes, into bench/out/cache/ (git-ignored)
+  python bench/detect_cache.py --int8 [--fp32-ends] build / eval  # the same with CenterFace quantised to int8
   python bench/detect_cache.py eval [PART...]  # rules of bench/detect_rules.py (names containing a PART) on the caches, per half (bench/faces_dev.py's
                                         # split), painted with redact.head_mask and scored as score.py does
 
@@ -32,6 +33,10 @@ from shield_server import redact  # noqa: E402
 from shield_server.detect import centerface as cf  # noqa: E402
 
 CACHE = BENCH / "out" / "cache"
+INT8 = "--int8" in sys.argv  # caches of CenterFace quantised to int8 (static, calibrated on scikit-image photos)
+INT8_FP32_ENDS = "--fp32-ends" in sys.argv  # ... with the first convolution and the heads left in float
+if INT8:
+    CACHE = BENCH / "out" / ("cache-int8-fp32-ends" if INT8_FP32_ENDS else "cache-int8")
 SCALES = {"fine": cf.DEFAULT_PASSES[0], "coarse": cf.DEFAULT_PASSES[1]}
 
 
@@ -39,11 +44,69 @@ def cache_file(rec: dict) -> Path:
     return CACHE / (Path(rec["file"]).stem + ".npz")
 
 
+def int8_session(det: cf.CenterFace):
+    """CenterFace quantised to int8 (QDQ, per-channel weights, opset 13), activations calibrated on eight
+    scikit-image photos at 0.6x and 1.5x; the quantised file goes to a temporary folder outside the repo."""
+    import tempfile
+
+    import onnx
+    import onnx.version_converter
+    import onnxruntime
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from skimage import data as skdata
+
+    model = onnx.load_model(str(cf.model_path()))
+    weights = {w.name for w in model.graph.initializer}
+    images = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(images)
+    for value in list(model.graph.input) + list(model.graph.output):
+        for axis, dim in zip("nchw", value.type.tensor_type.shape.dim):
+            if axis != "c":
+                dim.dim_param = f"{axis}_{value.name}"
+    model = onnx.version_converter.convert_version(model, 13)
+    for i, node in enumerate(model.graph.node):
+        node.name = node.name or f"node{i}"
+    exclude = []
+    if INT8_FP32_ENDS:
+        made_by = {out: node for node in model.graph.node for out in node.output}
+        convs = [n for n in model.graph.node if n.op_type == "Conv"]
+        heads = [made_by[o] for o in ("536", "538", "539", "540")]  # 536: the score head before its sigmoid
+        feature = made_by[made_by["535"].input[0]] if made_by["535"].op_type == "Relu" else made_by["535"]
+        exclude = [convs[0].name, feature.name] + [h.name for h in heads]
+
+    def blob(rgb):
+        h, w = rgb.shape[:2]
+        b = np.zeros((1, 3, -(-h // 32) * 32, -(-w // 32) * 32), np.float32)
+        b[0, :, :h, :w] = rgb.transpose(2, 0, 1)
+        return b
+
+    photos = [blob(cv2.resize(getattr(skdata, n)(), None, fx=f, fy=f))
+              for n in ("astronaut", "coffee", "chelsea", "rocket") for f in (0.6, 1.5)]
+
+    class Photos(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{det._input: b} for b in photos])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        quantize_static(model, f"{tmp}/q.onnx", Photos(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        nodes_to_exclude=exclude)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.log_severity_level, options.enable_mem_pattern = 1, 3, False
+        return onnxruntime.InferenceSession(f"{tmp}/q.onnx", options, providers=["CPUExecutionProvider"])
+
+
 def build(data: Path) -> None:
     import yuface
 
     CACHE.mkdir(parents=True, exist_ok=True)
     det = cf.CenterFace()
+    if INT8:
+        det._session = int8_session(det)
     for n, rec in enumerate(load(data)):
         out = cache_file(rec)
         if out.exists():
@@ -103,6 +166,7 @@ def evaluate(recs: list[dict], rules: dict) -> dict:
 
 
 def main() -> None:
+    sys.argv = [a for a in sys.argv if a not in ("--int8", "--fp32-ends")]
     what = sys.argv[1] if len(sys.argv) > 1 else "eval"
     if what == "build":
         return build(DEFAULT_DATA)
