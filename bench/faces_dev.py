@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -33,15 +34,56 @@ def load(data: Path) -> list[dict]:
     return json.loads((data / "annotations.json").read_text())["images"]
 
 
+def half(file: str) -> str:
+    """The photo's half of the event split ("A" or "B"): tune on one, check on the other. WIDER FACE photos
+    of one event (the number after `wider_`) share scenes and cameras, so an event goes wholly to one half
+    (even events A, odd B); every other photo is its own event, alternating by its number in the name."""
+    name = Path(file).name
+    event = re.match(r"wider_(\d+)_", name)
+    if event:
+        return "AB"[int(event.group(1)) % 2]
+    digits = re.findall(r"\d+", name)
+    return "AB"[int(digits[-1]) % 2] if digits else "A"
+
+
+def halves(recs: list[dict]) -> dict[str, list[dict]]:
+    return {h: [r for r in recs if half(r["file"]) == h] for h in "AB"}
+
+
 def score(data: Path, out: Path) -> dict:
-    run = subprocess.run([sys.executable, str(data / "score.py"), str(data / "annotations.json"), str(out)],
-                         capture_output=True, text=True, check=True)
-    print(run.stdout)
-    return json.loads(run.stdout)
+    """score.py on the whole set and on each half of the event split."""
+    splits = out / "splits.json"
+    splits.write_text(json.dumps({h: [r["file"] for r in part] for h, part in halves(load(data)).items()}))
+    results = {}
+    for name, extra in (("all", []), ("A", ["--split", str(splits), "A"]), ("B", ["--split", str(splits), "B"])):
+        run = subprocess.run([sys.executable, str(data / "score.py"), str(data / "annotations.json"), str(out)] + extra,
+                             capture_output=True, text=True, check=True)
+        results[name] = json.loads(run.stdout)
+    for name, s in results.items():
+        print(f"{name:3s} {s['images']:3d} photos: >=32 {s['recall_ge32']:.3f}  16-32 {s['by_height']['16-32']['recall']:.3f}"
+              f"  all {s['recall_all']:.3f}  collateral {s['mean_collateral_pct']:.3f}%  no-face {s['noface_images_touched']}")
+    return results
+
+
+def deface_times(data: Path) -> np.ndarray | None:
+    """Milliseconds per photo of deface 1.5 from its own venv (bench/out/deface-venv, made by
+    `python3.11 -m venv bench/out/deface-venv && bench/out/deface-venv/bin/pip install deface==1.5.0 onnxruntime`)."""
+    python = REPO / "bench" / "out" / "deface-venv" / "bin" / "python"
+    if not python.exists():
+        print("deface: no bench/out/deface-venv, not timed")
+        return None
+    photos = [str(data / r["file"]) for r in load(data)]
+    run = subprocess.run([str(python), str(REPO / "bench" / "deface_times.py")] + photos, capture_output=True, text=True)
+    if run.returncode != 0:
+        print(run.stderr[-2000:], file=sys.stderr)
+        return None
+    return np.array(json.loads(run.stdout.splitlines()[-1]))
 
 
 def bench_cli(data: Path, out: Path, jobs: int) -> None:
-    """The benchmark contract: `shield redact images --out-dir OUT --fill '#FF00FF' --format png`."""
+    """The benchmark contract: `shield redact images --out-dir OUT --fill '#FF00FF' --format png`; deface
+    is timed on the same photos just before, in the same run (the machine is shared and noisy)."""
+    deface = deface_times(data)
     t0 = time.perf_counter()
     run = subprocess.run([str(SHIELD), "redact", str(data / "images"), "--out-dir", str(out), "--fill", "#FF00FF",
                           "--format", "png", "--json", "--jobs", str(jobs)], capture_output=True, text=True)
@@ -59,27 +101,44 @@ def bench_cli(data: Path, out: Path, jobs: int) -> None:
     print(f"{len(results)} photos, --jobs {jobs}, wall {wall:.1f} s")
     print(f"per photo (ms): median {np.median(totals):.0f}, p95 {np.percentile(totals, 95):.0f}, max {totals.max():.0f}")
     print("median per stage (ms): " + ", ".join(f"{k} {np.median(v):.0f}" for k, v in stages.items()))
+    if deface is not None:
+        print(f"deface per photo (ms): median {np.median(deface):.0f}, p95 {np.percentile(deface, 95):.0f}; "
+              f"Photo Shield / deface median: {np.median(totals) / np.median(deface):.2f}")
 
 
-def bench_quick(data: Path) -> None:
-    """Detector only, in-process; the same scoring rules as score.py on an in-memory magenta mask."""
+def bench_quick(data: Path, versus_round2: bool = False) -> None:
+    """Detector only, in-process; the same scoring rules as score.py on an in-memory magenta mask.
+    versus_round2: the round 2 detector (no mirror check, fine threshold 0.2) runs on each photo too,
+    alternately, so both are timed under the same load."""
     import cv2
 
     from shield_server import redact
-    from shield_server.detect import default_detector
+    from shield_server.detect import centerface, default_detector
     from shield_server.pipeline import _to_face
 
-    det, recs, times = default_detector(), load(data), []
-    painted = []
+    detectors = {"shipped": default_detector()}
+    if versus_round2:
+        detectors["round 2"] = centerface.CenterFace(passes=(centerface.Pass(1.5, 0.2, 3.0e6), centerface.Pass(0.6, 0.5, 1.2e6)))
+    recs = load(data)
+    times, painted = {k: [] for k in detectors}, {k: [] for k in detectors}
     for rec in recs:
         rgb = cv2.cvtColor(cv2.imread(str(data / rec["file"])), cv2.COLOR_BGR2RGB)
-        t = time.perf_counter()
-        # Boxes made whole pixels as the pipeline makes them, so the masks are the contract run's.
-        boxes = [_to_face(d, rgb.shape[1], rgb.shape[0]).box for d in det.detect(rgb)]
-        times.append(time.perf_counter() - t)
-        painted.append(redact.head_mask(boxes, redact.DEFAULT_MARGIN, rgb.shape[1], rgb.shape[0]))
-    print(json.dumps(score_masks(recs, painted), indent=1))
-    print(f"detect per photo (ms): median {1000 * np.median(times):.0f}, p95 {1000 * np.percentile(times, 95):.0f}")
+        for name, det in detectors.items():
+            t = time.perf_counter()
+            # Boxes made whole pixels as the pipeline makes them, so the masks are the contract run's.
+            boxes = [_to_face(d, rgb.shape[1], rgb.shape[0]).box for d in det.detect(rgb)]
+            times[name].append(time.perf_counter() - t)
+            painted[name].append(redact.head_mask(boxes, redact.DEFAULT_MARGIN, rgb.shape[1], rgb.shape[0]))
+    for name in detectors:
+        print(name)
+        for part_name, part in (("all", recs),) + tuple(halves(recs).items()):
+            picked = [m for r, m in zip(recs, painted[name]) if r in part]
+            print(part_name, json.dumps(score_masks(part, picked)))
+        print(f"detect per photo (ms): median {1000 * np.median(times[name]):.0f}, p95 {1000 * np.percentile(times[name], 95):.0f}")
+    if versus_round2:
+        ratio = np.array(times["shipped"]) / np.array(times["round 2"])
+        print(f"shipped / round 2 time per photo: median {np.median(ratio):.2f}, of the medians "
+              f"{np.median(times['shipped']) / np.median(times['round 2']):.2f}")
 
 
 def score_masks(recs: list[dict], masks: list[np.ndarray]) -> dict:
@@ -157,13 +216,14 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true", help="time and peak memory on synthetic 1/3/12 MP photos")
     ap.add_argument("--synthetic-child", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="detector only, in-process")
+    ap.add_argument("--versus-round2", action="store_true", help="with --quick: time round 2's detector alongside")
     args = ap.parse_args()
     if args.synthetic_child:
         return _synthetic_child(args.synthetic_child)
     if args.synthetic:
         return bench_synthetic()
     if args.quick:
-        return bench_quick(args.data)
+        return bench_quick(args.data, args.versus_round2)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         return bench_cli(args.data, args.out, args.jobs)

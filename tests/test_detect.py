@@ -177,3 +177,24 @@ def test_a_box_far_above_the_models_size_needs_more_than_the_pass_threshold():
         assert len(boxes) == kept
     boxes, _ = centerface.accepted([(big, np.array([0.3])), nothing], [0.2, 0.5], [1.0, 0.6])  # 120 px: in range
     assert len(boxes) == 1
+
+
+def test_mirror_check_moves_weak_scores_to_the_mirrored_photos():
+    """The fine pass averages its weak candidates' maps with the mirrored photo's, scanning mirrored crops
+    around them: there the result must be close to averaging with a whole mirrored scan (cells lined up,
+    x offsets turned round), and far from the plain scan."""
+    det = default_detector()
+    canvas, _ = _lfw_canvas(24, count=6, seed=24)  # 720 x 960: cropped below to whole 32 px cells
+    blob = np.ascontiguousarray(canvas[:704].transpose(2, 0, 1)[None].astype(np.float32))
+    plain = det._maps(blob)
+    whole = det._maps(np.ascontiguousarray(blob[..., ::-1]))[..., ::-1].copy()
+    whole[4] = -whole[4]
+    want = (plain + whole) / 2
+    checked = plain.copy()
+    det._average_mirrored(blob, checked)
+    weak = (plain[0] >= centerface.CANDIDATE_MIN) & (plain[0] < centerface.MIRROR_BELOW)
+    assert weak.sum() >= 10
+    error, unchecked = np.abs(checked[:, weak] - want[:, weak]), np.abs(plain[:, weak] - want[:, weak])
+    # crops see less context than a whole scan, so they agree closely, not exactly
+    assert error[0].mean() < 0.5 * unchecked[0].mean() and error[0].max() < 0.1
+    assert error[3:].max() < 0.1  # centre offsets (x turned round in the mirror)
