@@ -70,7 +70,7 @@
 
   const REASONS = ['server_unreachable', 'timeout', 'not_paired', 'forbidden', 'too_large', 'unsupported',
     'undecodable', 'busy', 'bad_request', 'faces_found', 'unexpected_answer', 'not_photo_shield', 'server_error',
-    'extension_error', 'not_protected_yet'];
+    'extension_error', 'not_protected_yet', 'photo_in_pieces'];
 
   /** Why an upload was stopped and what to do; resolves 'original' only on an explicit choice. */
   function showBlocked(reason, { canUploadOriginal, fileName }) {
