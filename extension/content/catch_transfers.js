@@ -26,6 +26,7 @@
       if (item.kind !== 'file') continue;
       const file = nativeGetAsFile.call(item);
       const entry = nativeGetAsEntry ? nativeGetAsEntry.call(item) : null;
+      hookEntry(entry);
       let handle = null;
       if (nativeGetAsHandle) {
         try { handle = nativeGetAsHandle.call(item); handle.catch(() => {}); } catch (_) { handle = null; }
@@ -93,6 +94,52 @@
 
   // ---- reading a replayed item, an entry or a handle ----------------------------------------------
 
+  // Chromium does not expose the entry interfaces (FileSystemFileEntry...) as globals: their prototypes
+  // are hooked when a dropped entry first shows them. A file read through an entry (a dropped folder's
+  // files) is answered for before the page gets it.
+  const hookedPrototypes = new WeakSet();
+  let fileEntryPrototype = null;
+
+  function hookOnce(prototype, name, hook) {
+    if (!prototype || hookedPrototypes.has(prototype) || typeof prototype[name] !== 'function') return;
+    hookedPrototypes.add(prototype);
+    prototype[name] = hook(prototype[name]);
+  }
+
+  function hookEntry(entry) {
+    if (!entry || typeof entry !== 'object') return;
+    const prototype = Object.getPrototypeOf(entry);
+    if (entry.isFile) {
+      fileEntryPrototype = fileEntryPrototype || prototype;
+      hookOnce(prototype, 'file', (nativeFile) => function file(success, failure) {
+        nativeFile.call(this, (original) => {
+          if (!siteProtected()) return success(original);
+          verifyFile(original).then((answered) => {
+            if (answered) success(answered);
+            else if (typeof failure === 'function') failure(blocked());
+          });
+        }, failure);
+      });
+    } else if (entry.isDirectory) {
+      const hookFound = (nativeFind) => function (path, options, success, failure) {
+        return nativeFind.call(this, path, options, (found) => { hookEntry(found); if (success) success(found); }, failure);
+      };
+      if (!hookedPrototypes.has(prototype)) {
+        const nativeGetFile = prototype.getFile;
+        const nativeGetDirectory = prototype.getDirectory;
+        if (typeof nativeGetFile === 'function') prototype.getFile = hookFound(nativeGetFile);
+        if (typeof nativeGetDirectory === 'function') prototype.getDirectory = hookFound(nativeGetDirectory);
+      }
+      hookOnce(prototype, 'createReader', (nativeCreateReader) => function createReader() {
+        const reader = nativeCreateReader.apply(this, arguments);
+        hookOnce(Object.getPrototypeOf(reader), 'readEntries', (nativeRead) => function readEntries(success, failure) {
+          return nativeRead.call(this, (found) => { for (const inner of found) hookEntry(inner); success(found); }, failure);
+        });
+        return reader;
+      });
+    }
+  }
+
   const fakes = new WeakMap(); // answered file -> { entry, handle }
 
   function define(object, values) {
@@ -104,8 +151,7 @@
 
   function fakesOf(win, file) {
     if (!fakes.has(file)) {
-      const entryPrototype = win.FileSystemFileEntry ? win.FileSystemFileEntry.prototype : Object.prototype;
-      const entry = define(Object.create(entryPrototype), {
+      const entry = define(Object.create(fileEntryPrototype || Object.prototype), {
         isFile: true, isDirectory: false, name: file.name, fullPath: '/' + file.name, filesystem: null,
         file(success) { setTimeout(() => success(file)); },
         getParent(success) { setTimeout(() => success(entry)); },
@@ -145,21 +191,8 @@
       };
     }
 
-    // A file read through an entry (a dropped folder's files) or a handle (showOpenFilePicker(),
-    // showDirectoryPicker(), a dropped item's handle) is answered for before the page gets it.
-    if (win.FileSystemFileEntry) {
-      const entries = win.FileSystemFileEntry.prototype;
-      const nativeFile = entries.file;
-      entries.file = function file(success, failure) {
-        nativeFile.call(this, (original) => {
-          if (!siteProtected()) return success(original);
-          verifyFile(original).then((answered) => {
-            if (answered) success(answered);
-            else if (typeof failure === 'function') failure(blocked());
-          });
-        }, failure);
-      };
-    }
+    // A file read through a handle (showOpenFilePicker(), showDirectoryPicker(), a dropped item's
+    // handle) is answered for before the page gets it.
     if (win.FileSystemFileHandle) {
       const handles = win.FileSystemFileHandle.prototype;
       const nativeGetFile = handles.getFile;

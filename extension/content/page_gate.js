@@ -37,18 +37,45 @@
   }
 
   const isListener = (value) => typeof value === 'function' || (value !== null && typeof value === 'object');
+  const captureOf = (options) => (typeof options === 'boolean' ? options : Boolean(options && options.capture));
+  // A one-shot listener must survive an event we hold, so it is added as an ordinary one that removes
+  // itself once it has really run: listener -> [{ target, type, capture, wrapper }].
+  const oneShots = new WeakMap();
+
+  function gatedOnce(target, type, listener, options, nativeRemove) {
+    const capture = captureOf(options);
+    const wrapper = function (event) {
+      if (held(event)) return undefined;
+      nativeRemove.call(target, type, wrapper, capture);
+      oneShots.set(listener, oneShots.get(listener).filter((shot) => shot.wrapper !== wrapper));
+      return typeof listener === 'function' ? listener.call(this, event) : listener.handleEvent(event);
+    };
+    if (!oneShots.has(listener)) oneShots.set(listener, []);
+    oneShots.get(listener).push({ target, type, capture, wrapper });
+    return wrapper;
+  }
 
   function gateListeners(win) {
     const prototype = win.EventTarget.prototype;
     const nativeAdd = prototype.addEventListener;
     const nativeRemove = prototype.removeEventListener;
     prototype.addEventListener = function addEventListener(type, listener, options) {
-      const own = holds.has(String(type)) && isListener(listener) ? gated(listener) : listener;
-      return nativeAdd.call(this, type, own, options);
+      if (!holds.has(String(type)) || !isListener(listener)) return nativeAdd.call(this, type, listener, options);
+      if (options && typeof options === 'object' && options.once) {
+        const wrapper = gatedOnce(this, String(type), listener, options, nativeRemove);
+        return nativeAdd.call(this, type, wrapper, { ...options, once: false });
+      }
+      return nativeAdd.call(this, type, gated(listener), options);
     };
     prototype.removeEventListener = function removeEventListener(type, listener, options) {
-      const own = holds.has(String(type)) && wrappers.has(listener) ? wrappers.get(listener) : listener;
-      return nativeRemove.call(this, type, own, options);
+      if (!holds.has(String(type)) || !isListener(listener)) return nativeRemove.call(this, type, listener, options);
+      const capture = captureOf(options);
+      for (const shot of oneShots.get(listener) || []) {
+        if (shot.target === this && shot.type === String(type) && shot.capture === capture) {
+          nativeRemove.call(this, type, shot.wrapper, options);
+        }
+      }
+      return nativeRemove.call(this, type, wrappers.get(listener) || listener, options);
     };
     // onchange = ..., ondrop = ... on elements, documents and the window itself.
     for (const target of [win.HTMLElement.prototype, win.SVGElement.prototype, win.Document.prototype, win]) {

@@ -196,7 +196,11 @@
   }
 
   const isBytes = (body) => isArrayBuffer(body) || ArrayBuffer.isView(body);
-  const needsLookBlob = (value) => isBlob(value) && !verified.has(value);
+  // A File may be one of the person's; a plain Blob the page made (JSON, text, an analytics beacon) is
+  // looked at only when it may hold a picture or a video.
+  const MAY_HOLD_PICTURES = /^(image|video)\/|octet-stream$/i;
+  const needsLookBlob = (value) => isBlob(value) && !verified.has(value) &&
+    (isFile(value) || wholeOf.has(value) || !value.type || MAY_HOLD_PICTURES.test(value.type));
 
   /** Cheap synchronous test: could this body carry a file nobody has answered for? */
   function needsLook(body) {
