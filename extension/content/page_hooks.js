@@ -185,14 +185,17 @@
       if (await judgePiece(wholeOf.get(blob))) return blob;
       throw blockedError();
     }
-    const result = await verifyFile(isFile(blob) ? blob : new NativeFile([blob], 'file', { type: blob.type }));
-    if (!result) throw blockedError();
-    if (result !== blob && !isFile(blob)) {
-      const copy = result.size === blob.size && verified.has(result) ? blob : new NativeBlob([result], { type: result.type });
-      verified.add(copy);
-      return copy;
+    if (isFile(blob)) {
+      const result = await verifyFile(blob);
+      if (!result) throw blockedError();
+      return result;
     }
-    return result;
+    const asFile = new NativeFile([blob], 'file', { type: blob.type });
+    const result = await verifyFile(asFile);
+    if (!result) throw blockedError();
+    const safe = result === asFile ? blob : new NativeBlob([result], { type: result.type });
+    verified.add(safe);
+    return safe;
   }
 
   const isBytes = (body) => isArrayBuffer(body) || ArrayBuffer.isView(body);
@@ -248,6 +251,7 @@
       return new NativeRequest(request, { body: await protectBody(form), headers });
     }
     const whole = await request.clone().blob();
+    if (!needsLookBlob(whole)) return request;
     const result = await safeBlob(whole);
     if (result === whole) return request;
     const headers = new NativeHeaders(request.headers);
