@@ -2,6 +2,7 @@
 a real `shield serve` process, and headless Chromium with the unpacked extension loaded.
 """
 
+import base64
 import email.parser
 import email.policy
 import http.server
@@ -179,6 +180,38 @@ class ExtensionBrowser:
     def close(self):
         self.context.close()
         shutil.rmtree(self._profile, ignore_errors=True)
+
+
+# ---- real user actions ------------------------------------------------------------------------
+
+def drop_file(page, selector, path, point=None):
+    """A real drag and drop of a file from outside the browser, through the DevTools protocol."""
+    if point is None:
+        box = page.locator(selector).bounding_box()
+        point = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    x, y = point
+    cdp = page.context.new_cdp_session(page)
+    data = {"items": [], "files": [path], "dragOperationsMask": 1}
+    for kind in ("dragEnter", "dragOver", "drop"):
+        cdp.send("Input.dispatchDragEvent", {"type": kind, "x": x, "y": y, "data": data})
+    cdp.detach()
+
+
+def put_on_clipboard(page, png: bytes):
+    """The clipboard holds this PNG, as after copying an image."""
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=page.evaluate("location.origin"))
+    page.evaluate(
+        """async (b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            await navigator.clipboard.write([new ClipboardItem({ 'image/png': new Blob([bytes], { type: 'image/png' }) })]);
+        }""", base64.b64encode(png).decode())
+
+
+def paste_image(page, selector, png: bytes):
+    """A real Ctrl+V of an image the clipboard holds."""
+    page.locator(selector).click()
+    put_on_clipboard(page, png)
+    page.keyboard.press("Control+V")
 
 
 def self_signed_certificate(folder: Path) -> tuple[str, str]:

@@ -20,8 +20,8 @@ import pytest
 import skimage
 from PIL import Image
 
-from browser import (EXTENSION_ID, ExtensionBrowser, UploadSite, chromium_available, self_signed_certificate,
-                     start_shield)
+from browser import (EXTENSION_ID, ExtensionBrowser, UploadSite, chromium_available, drop_file, paste_image,
+                     self_signed_certificate, start_shield)
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
 
@@ -184,31 +184,6 @@ def write_file(tmp_path, name, data) -> str:
     path = tmp_path / name
     path.write_bytes(data)
     return str(path)
-
-
-def drop_file(page, selector, path, point=None):
-    """A real drag and drop of a file from outside the browser, through the DevTools protocol."""
-    if point is None:
-        box = page.locator(selector).bounding_box()
-        point = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    x, y = point
-    cdp = page.context.new_cdp_session(page)
-    data = {"items": [], "files": [path], "dragOperationsMask": 1}
-    for kind in ("dragEnter", "dragOver", "drop"):
-        cdp.send("Input.dispatchDragEvent", {"type": kind, "x": x, "y": y, "data": data})
-    cdp.detach()
-
-
-def paste_image(page, selector, png: bytes):
-    """A real Ctrl+V of an image the clipboard holds."""
-    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=page.evaluate("location.origin"))
-    page.locator(selector).click()
-    page.evaluate(
-        """async (b64) => {
-            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-            await navigator.clipboard.write([new ClipboardItem({ 'image/png': new Blob([bytes], { type: 'image/png' }) })]);
-        }""", base64.b64encode(png).decode())
-    page.keyboard.press("Control+V")
 
 
 def page_upload(page, kind, data, mime, name):

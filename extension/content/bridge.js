@@ -1,7 +1,7 @@
-// Isolated-world content script, kept thin: hands image files to the service worker and gives back
-// only what it answers. catch_inputs.js and catch_transfers.js catch files on their way into the page;
-// page_hooks.js (MAIN world) asks us, over postMessage, about uploads the page builds itself.
-(function (global) {
+// Isolated-world content script, kept thin: hands every file the page obtains to the service worker and
+// gives back only what it answers. The MAIN-world parts (page_hooks.js, page_gate.js, catch_inputs.js,
+// catch_transfers.js) catch files at their source and in uploads, and ask us over postMessage.
+(function () {
   'use strict';
 
   const TAG = '__photoShield';
@@ -12,7 +12,8 @@
   function refreshSiteStatus() {
     chrome.runtime.sendMessage({ type: 'siteStatus' })
       .then((answer) => { siteProtected = !answer || answer.protect !== false; })
-      .catch(() => { siteProtected = true; });
+      .catch(() => { siteProtected = true; })
+      .then(() => window.postMessage({ [TAG]: 'site-status', protect: siteProtected }, '*'));
   }
   refreshSiteStatus();
   chrome.storage.onChanged.addListener((changes, area) => {
@@ -58,9 +59,13 @@
     const choice = await PhotoShieldNotice.showBlocked(answer.reason,
       { canUploadOriginal: answer.canUploadOriginal === true, fileName: file.name });
     if (choice !== 'original') return null;
-    // The page's own upload code will show these bytes to the shield again: let them through once.
-    const allowed = await askWorker({ type: 'allowOriginalOnce', ...described, ...(data ? { data } : { head }) });
-    return allowed.ok ? file : null;
+    const payload = { ...described, ...(data ? { data } : { head }) };
+    const allowed = await askWorker({ type: 'allowOriginalOnce', ...payload });
+    if (!allowed.ok) return null;
+    // The page gets the file now and will not show it to us again: use the allowance at once, so it
+    // cannot let the same bytes through later.
+    const again = await askWorker({ type: 'protect', ...payload });
+    return again.action === 'pass' ? file : null;
   }
 
   /** The file to use instead (protected, or untouched if not an image), or null: upload nothing. */
@@ -73,58 +78,41 @@
     }
   }
 
-  const PARALLEL_PHOTOS = 2; // the server works on two photos at a time
+  // ---- requests from the MAIN-world parts ------------------------------------------------------
 
-  /** All files replaced, in order, or null if any one of them must not go out (the whole batch stops). */
-  async function processFiles(files) {
-    const results = new Array(files.length);
-    let next = 0;
-    let failed = false;
-    async function work() {
-      while (!failed && next < files.length) {
-        const index = next++;
-        results[index] = await processFile(files[index]);
-        if (!results[index]) failed = true;
-      }
-    }
-    await Promise.all(Array.from({ length: Math.min(PARALLEL_PHOTOS, files.length) }, work));
-    return failed ? null : results;
+  // A piece of a photo the page holds unprotected (a chunked upload of an original) must not go out:
+  // the page is told no, and the person why.
+  async function answerPart(file) {
+    const result = await processFile(file);
+    const isOriginalPhoto = Boolean(result) && result !== file;
+    if (isOriginalPhoto) PhotoShieldNotice.showBlocked('photo_in_pieces', { canUploadOriginal: false, fileName: file.name });
+    return isOriginalPhoto ? null : result;
   }
 
-  // Every file goes to the worker, which decides (photos protected; videos and other files by the settings).
-  const mayBeImage = (file) => file instanceof Blob;
+  const NOTICES_FROM_PAGE = ['not_protected_yet'];
 
-  function stop(event) {
-    event.stopImmediatePropagation();
-    event.stopPropagation();
-  }
-
-  // Content scripts may open closed shadow roots (Chromium: chrome.dom; Firefox: openOrClosedShadowRoot).
-  function shadowRootOf(element) {
-    if (globalThis.chrome && chrome.dom && chrome.dom.openOrClosedShadowRoot) {
-      return chrome.dom.openOrClosedShadowRoot(element);
-    }
-    return element.openOrClosedShadowRoot || element.shadowRoot;
-  }
-
-  const isFileInput = (node) => node instanceof HTMLInputElement && node.type === 'file';
-
-  // ---- uploads the page builds itself (requests from page_hooks.js) ----------------------------
-
-  window.addEventListener('message', (event) => {
+  function onPageMessage(event) {
     const message = event.data;
-    if (event.source !== window || !message || message[TAG] !== 'protect-request') return;
-    const { id, blob, name } = message;
+    if (event.source !== window || !message) return;
+    if (message[TAG] === 'notice' && NOTICES_FROM_PAGE.includes(message.reason)) {
+      if (siteProtected) PhotoShieldNotice.showBlocked(message.reason, { canUploadOriginal: false });
+      return;
+    }
+    if (message[TAG] !== 'protect-request') return;
+    const { id, blob, name, part } = message;
     if (!(blob instanceof Blob)) return;
-    const file = blob instanceof File ? blob : new File([blob], name || 'image', { type: blob.type });
-    processFile(file).then((result) => {
+    const file = blob instanceof File ? blob : new File([blob], name || 'file', { type: blob.type });
+    (part ? answerPart(file) : processFile(file)).then((result) => {
       const changed = Boolean(result) && result !== file;
       window.postMessage({ [TAG]: 'protect-reply', id, ok: Boolean(result), changed, file: changed ? result : null }, '*');
     });
-  });
+  }
 
-  global.PhotoShieldBridge = {
-    processFile, processFiles, mayBeImage, stop, shadowRootOf, isFileInput, TAG,
-    siteProtected: () => siteProtected,
-  };
-})(globalThis);
+  // document.open() erases every listener on the window, ours too; it also empties the document, which
+  // a MutationObserver (not erased) sees: listen again then.
+  function listen() {
+    window.addEventListener('message', onPageMessage);
+  }
+  listen();
+  new MutationObserver(listen).observe(document, { childList: true });
+})();

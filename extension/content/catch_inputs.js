@@ -1,11 +1,22 @@
-// File inputs and forms: the field is emptied at once and refilled with the protected files
-// before the page hears about them.
+// MAIN-world hooks, part 3 of 4: file inputs and forms. Whether or not the input is in the document,
+// whatever listens (the window, the input itself, its onchange) and however the page reads it (the
+// event, `input.files` at any time), the page only ever sees the files the service worker answered for:
+// the field is emptied at once and refilled with them before the page hears about it.
 (function () {
   'use strict';
 
-  const { processFiles, mayBeImage, stop, shadowRootOf, isFileInput, siteProtected } = PhotoShieldBridge;
-  let redispatching = false;
-  const inputsAtWork = new Map(); // input -> promise of its protection, while it runs
+  const api = window[Symbol.for('photoShield.pageHooks')];
+  if (!api) return;
+  const { verifyFiles, verified, siteProtected, isFileInput, stop, listen } = api;
+
+  const filesProperty = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'files');
+  const nativeFiles = filesProperty.get;
+  const setNativeFiles = filesProperty.set;
+  const setNativeValue = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+  const inputsAtWork = new Map(); // input -> promise of its files being answered for, while that runs
+
+  const unanswered = (input) => Array.from(nativeFiles.call(input) || []).filter((file) => !verified.has(file));
+  const needsWork = (input) => siteProtected() && (inputsAtWork.has(input) || unanswered(input).length > 0);
 
   function fileListOf(files) {
     const transfer = new DataTransfer();
@@ -13,30 +24,39 @@
     return transfer.files;
   }
 
-  // Files this script put into inputs (protected, not images, or originals the person allowed).
-  const approved = new WeakSet();
-  const unapprovedImages = (input) => Array.from(input.files || []).filter((f) => !approved.has(f) && mayBeImage(f));
-
-  /** Replaces the input's files by their protected versions; resolves false if the upload must not happen. */
+  /** Replaces the input's files by the answered ones; resolves false if nothing may reach the page. */
   function protectInput(input) {
-    const files = Array.from(input.files || []);
-    input.value = ''; // nothing unprotected stays in the field (or in a form submit) while we work
-    const job = processFiles(files).then((results) => {
+    if (inputsAtWork.has(input)) return inputsAtWork.get(input);
+    const files = Array.from(nativeFiles.call(input));
+    setNativeValue.call(input, ''); // nothing unanswered stays in the field (or in a form submit) meanwhile
+    const job = verifyFiles(files).then((results) => {
       inputsAtWork.delete(input);
       if (!results) return false;
-      input.files = fileListOf(results);
-      for (const file of input.files) approved.add(file);
+      setNativeFiles.call(input, fileListOf(results));
       return true;
+    }, () => {
+      inputsAtWork.delete(input);
+      return false;
     });
     inputsAtWork.set(input, job);
     return job;
   }
 
-  function fileInputWithImagesIn(root) {
+  /** Protects the input, then tells the page again, with events it can see. */
+  function protectThenTell(input) {
+    if (inputsAtWork.has(input)) return;
+    protectInput(input).then((ok) => {
+      if (!ok) return;
+      input.dispatchEvent(new Event('input', { bubbles: true, composed: true }));
+      input.dispatchEvent(new Event('change', { bubbles: true }));
+    });
+  }
+
+  function fileInputWithFilesIn(root) {
     for (const element of root.querySelectorAll('*')) {
-      if (isFileInput(element) && unapprovedImages(element).length) return element;
-      const inner = shadowRootOf(element);
-      const found = inner && fileInputWithImagesIn(inner);
+      if (isFileInput(element) && needsWork(element)) return element;
+      const inner = api.shadowRootOf(element);
+      const found = inner && fileInputWithFilesIn(inner);
       if (found) return found;
     }
     return null;
@@ -46,55 +66,38 @@
   function fileInputOf(event) {
     const first = event.composedPath()[0];
     if (isFileInput(first)) return first;
-    const root = first instanceof Element && shadowRootOf(first);
-    return root ? fileInputWithImagesIn(root) : null;
-  }
-
-  // `change` does not leave a shadow root, so we also listen inside each root we meet.
-  const watchedRoots = new WeakSet();
-
-  function watchRootOf(input) {
-    const root = input.getRootNode();
-    if (root === document || watchedRoots.has(root)) return;
-    watchedRoots.add(root);
-    root.addEventListener('change', onFileInputEvent, true);
+    const root = first && first.nodeType === Node.ELEMENT_NODE && api.shadowRootOf(first);
+    return root ? fileInputWithFilesIn(root) : null;
   }
 
   function onFileInputEvent(event) {
-    if (redispatching) return;
     const input = fileInputOf(event);
-    if (!input) return;
-    if (inputsAtWork.has(input)) return stop(event); // the `change` that follows the `input` we took
-    if (!siteProtected() || unapprovedImages(input).length === 0) return;
+    if (!input || !needsWork(input)) return;
     stop(event);
-    watchRootOf(input);
-    protectInput(input).then((ok) => {
-      if (!ok) return;
-      redispatching = true;
-      try {
-        input.dispatchEvent(new Event('input', { bubbles: true, composed: true }));
-        input.dispatchEvent(new Event('change', { bubbles: true }));
-      } finally {
-        redispatching = false;
-      }
-    });
+    protectThenTell(input);
   }
 
-  window.addEventListener('input', onFileInputEvent, true);
-  window.addEventListener('change', onFileInputEvent, true);
+  // The page's own listeners on the input, its parents or the window, added with addEventListener or
+  // as on-properties: held while the files are unanswered.
+  api.gate(['input', 'change'], (event) => {
+    const input = event.target;
+    if (!isFileInput(input) || !needsWork(input)) return false;
+    protectThenTell(input);
+    return true;
+  });
 
   const fileInputsOf = (form) => Array.from(form.elements).filter(isFileInput);
 
   // A page may fill an input by script and submit without any change event: protect before submitting.
-  window.addEventListener('submit', (event) => {
+  function onSubmit(event) {
     const form = event.target;
-    if (!siteProtected() || !(form instanceof HTMLFormElement)) return;
-    const waiting = fileInputsOf(form).filter((input) => inputsAtWork.has(input) || unapprovedImages(input).length);
+    if (!siteProtected() || !form || form.nodeName !== 'FORM') return;
+    const waiting = fileInputsOf(form).filter(needsWork);
     if (waiting.length === 0) return;
     event.preventDefault();
     stop(event);
     const submitter = event.submitter;
-    Promise.all(waiting.map((input) => inputsAtWork.get(input) || protectInput(input))).then((results) => {
+    Promise.all(waiting.map(protectInput)).then((results) => {
       if (!results.every(Boolean) || !form.isConnected) return;
       try {
         form.requestSubmit(submitter || undefined);
@@ -102,21 +105,57 @@
         form.requestSubmit(); // the button that submitted has left the form meanwhile
       }
     });
-  }, true);
+  }
 
-  // Last line for form.submit() and new FormData(form), which cannot wait: an image we have not
-  // approved is taken out of the form data rather than sent unprotected.
-  window.addEventListener('formdata', (event) => {
+  // Last line for form.submit() and new FormData(form), which cannot wait: a file nobody answered for
+  // (a photo, a video, anything the worker has not decided on yet) is taken out of the form data rather
+  // than sent as it is.
+  function onFormData(event) {
     if (!siteProtected()) return;
     let removed = false;
     for (const [name, value] of Array.from(event.formData.entries())) {
-      if (value instanceof File && value.size > 0 && mayBeImage(value) && !approved.has(value)) {
+      if (api.isFile(value) && value.size > 0 && !verified.has(value)) {
         const kept = event.formData.getAll(name).filter((entry) => entry !== value);
         event.formData.delete(name);
         for (const entry of kept) event.formData.append(name, entry);
         removed = true;
       }
     }
-    if (removed) PhotoShieldNotice.showBlocked('not_protected_yet', { canUploadOriginal: false });
-  }, true);
+    if (removed) api.notify('not_protected_yet');
+  }
+
+  function hookInputs(win) {
+    const prototype = win.HTMLInputElement.prototype;
+    // Read at any time (polling, after a focus event): unanswered files are not shown; they are
+    // answered for, and the page told with input/change events, as if the person had just picked them.
+    Object.defineProperty(prototype, 'files', {
+      ...filesProperty,
+      get() {
+        if (isFileInput(this) && needsWork(this)) protectThenTell(this);
+        return nativeFiles.call(this);
+      },
+    });
+    // A file input that is never added to the document: its events never reach the window.
+    for (const method of ['click', 'showPicker']) {
+      const native = prototype[method];
+      if (typeof native !== 'function') continue;
+      prototype[method] = function () {
+        if (isFileInput(this) && !this.isConnected) {
+          listen(this, 'input', onFileInputEvent);
+          listen(this, 'change', onFileInputEvent);
+        }
+        return native.apply(this, arguments);
+      };
+    }
+  }
+
+  api.addPart({
+    hooks: hookInputs,
+    listeners(win) {
+      listen(win, 'input', onFileInputEvent);
+      listen(win, 'change', onFileInputEvent);
+      listen(win, 'submit', onSubmit);
+      listen(win, 'formdata', onFormData);
+    },
+  });
 })();

@@ -1,13 +1,19 @@
-// MAIN-world hooks: uploads the page builds itself (fetch, XMLHttpRequest, sendBeacon with Blob,
-// File, FormData, bytes or streams) wait here while bridge.js gets the photo protected; a photo that
-// cannot be protected is never sent. Also replays protected drop/paste events the page can read.
+// MAIN-world hooks, part 1 of 4 (then catch_inputs.js, catch_transfers.js, page_gate.js): the channel
+// to bridge.js, which hands every file to the service worker, and the second line, uploads the page
+// builds itself (fetch, XMLHttpRequest, sendBeacon with Blob, File, FormData, bytes or streams).
+// Files reach the page already protected (the other parts); what is sent here is checked again.
 (function () {
   'use strict';
 
   const TAG = '__photoShield';
+  const API = Symbol.for('photoShield.pageHooks');
+  const HOOKED = Symbol.for('photoShield.hooked');
+  // A frame the parent's hooks reached first (hookFrameWindow below) is theirs already.
+  if (Object.prototype.hasOwnProperty.call(window, HOOKED)) return;
 
   // Captured before any page script runs, so later page changes cannot unhook us.
   const post = window.postMessage.bind(window);
+  const nativeAddListener = EventTarget.prototype.addEventListener;
   const { Blob: NativeBlob, File: NativeFile, FormData: NativeFormData, Request: NativeRequest,
     Headers: NativeHeaders, Response: NativeResponse, ReadableStream: NativeStream } = window;
 
@@ -31,65 +37,194 @@
     try { formDataHas.call(value, ''); return true; } catch (_) { return false; }
   };
 
+  // ---- the channel to bridge.js -----------------------------------------------------------------
+
+  // Blobs and buffers the service worker has answered for (protected, or let through as they are), and
+  // everything cut or copied whole from them: sending those again needs no second look.
+  const verified = new WeakSet();
+  // A piece (slice, copy) of a file nobody has answered for yet -> that whole file.
+  const wholeOf = new WeakMap();
+  let siteProtected = true; // until bridge.js says this site is not covered (fail closed)
+
   const requestPrefix = Math.random().toString(36).slice(2);
   let lastRequestId = 0;
   const waiting = new Map();
 
-  function blockedError() {
-    // fetch rejects with TypeError on network failure; pages already handle that shape.
-    return new TypeError('Photo Shield blocked this upload: the photo could not be protected.');
-  }
-
-  function protectBlob(blob) {
-    return new Promise((resolve, reject) => {
+  function ask(blob, part) {
+    return new Promise((resolve) => {
       const id = `${requestPrefix}-${++lastRequestId}`;
-      waiting.set(id, (reply) => {
-        if (!reply.ok) reject(blockedError());
-        else if (!reply.changed) resolve(blob); // not an image, or already protected: the page's own object
-        else if (isBlob(reply.file)) resolve(reply.file);
-        else reject(blockedError());
-      });
-      post({ [TAG]: 'protect-request', id, blob, name: isFile(blob) ? blob.name : '' }, '*');
+      waiting.set(id, resolve);
+      post({ [TAG]: 'protect-request', id, blob, name: isFile(blob) ? blob.name : '', part }, '*');
     });
   }
 
-  const isBytes = (body) => isArrayBuffer(body) || ArrayBuffer.isView(body);
-
-  // A first, generous filter (Chrome injects each extension file into one world only, so the shared
-  // image_types.js is not here): bridge.js looks at the bytes and hands anything else back unchanged.
-  const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|webp|bmp|tiff?|heic|heif|avif|svg|ico)$/i;
-  function mayBeImage(blob) {
-    if (!isBlob(blob)) return false;
-    const type = blob.type.toLowerCase();
-    return !type || type.startsWith('image/') || type.endsWith('octet-stream') ||
-      (isFile(blob) && IMAGE_NAME.test(blob.name));
+  /** The file the page may have instead of `file` (protected, or the same one), or null: nothing. */
+  async function verifyFile(file) {
+    if (verified.has(file)) return file;
+    const reply = await ask(file, false);
+    if (!reply.ok) return null;
+    const result = reply.changed ? reply.file : file;
+    if (!isBlob(result)) return null;
+    if (reply.changed && file.webkitRelativePath) {
+      Object.defineProperty(result, 'webkitRelativePath', { value: file.webkitRelativePath });
+    }
+    verified.add(result);
+    return result;
   }
 
-  /** Cheap synchronous test: could this body carry a photo? */
+  const PARALLEL_FILES = 2; // the server works on two photos at a time
+
+  /** Every file verified, in order, or null if any one must not reach the page (the whole batch stops). */
+  async function verifyFiles(files) {
+    const results = new Array(files.length);
+    let next = 0;
+    let failed = false;
+    async function work() {
+      while (!failed && next < files.length) {
+        const index = next++;
+        results[index] = await verifyFile(files[index]);
+        if (!results[index]) failed = true;
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(PARALLEL_FILES, files.length) }, work));
+    return failed ? null : results;
+  }
+
+  function listen(win) {
+    nativeAddListener.call(win, 'message', onMessage, true);
+  }
+
+  function onMessage(event) {
+    const message = event.data;
+    if (event.source !== window || !message || typeof message !== 'object') return;
+    if (message[TAG] === 'protect-reply') {
+      const settle = waiting.get(message.id);
+      if (settle) {
+        waiting.delete(message.id);
+        settle(message);
+      }
+    } else if (message[TAG] === 'site-status') {
+      siteProtected = message.protect !== false;
+    }
+  }
+  listen(window);
+
+  // ---- pieces of files: slices, copies and bytes --------------------------------------------------
+
+  /** `result` was cut or copied from `source`: verified if that was; a true piece of an unanswered
+   *  file is remembered (a full copy is simply looked at like any other file). */
+  function markDerived(result, source) {
+    if (verified.has(source)) {
+      verified.add(result);
+      return;
+    }
+    const whole = wholeOf.get(source) || (isBlob(source) ? source : null);
+    if (whole && isBlob(result) && result.size < whole.size) wholeOf.set(result, whole);
+  }
+
+  /** Slices, bytes and re-wrapped copies of a verified file are verified; of any other, remembered. */
+  function trackPieces(win) {
+    const blobPrototype = win.Blob.prototype;
+    const nativeSlice = blobPrototype.slice;
+    blobPrototype.slice = function slice() {
+      const piece = nativeSlice.apply(this, arguments);
+      markDerived(piece, this);
+      return piece;
+    };
+    for (const method of ['arrayBuffer', 'bytes']) {
+      const native = blobPrototype[method];
+      if (typeof native !== 'function') continue;
+      blobPrototype[method] = function () {
+        const blob = this;
+        return native.apply(blob, arguments).then((bytes) => {
+          if (verified.has(blob)) {
+            verified.add(bytes);
+            if (ArrayBuffer.isView(bytes)) verified.add(bytes.buffer);
+          }
+          return bytes;
+        });
+      };
+    }
+    // new Blob([piece]) / new File([piece], ...) of one piece carries the piece's standing.
+    for (const name of ['Blob', 'File']) {
+      const Native = win[name];
+      win[name] = new Proxy(Native, {
+        construct(target, args, newTarget) {
+          const made = Reflect.construct(target, args, newTarget === win[name] ? target : newTarget);
+          const parts = Array.isArray(args[0]) ? args[0] : [];
+          if (parts.length && parts.every((part) => verified.has(part))) verified.add(made);
+          else if (parts.length === 1) markDerived(made, parts[0]);
+          return made;
+        },
+      });
+    }
+  }
+
+  // One answer per whole file, however many pieces of it are sent (in parallel, by chunked uploads).
+  const wholeVerdicts = new WeakMap();
+
+  /** A piece of a file nobody answered for: sent only if the whole file may go out as it is. */
+  function judgePiece(whole) {
+    if (!wholeVerdicts.has(whole)) {
+      wholeVerdicts.set(whole, ask(whole, true).then((reply) => reply.ok && !reply.changed));
+    }
+    return wholeVerdicts.get(whole);
+  }
+
+  // ---- uploads the page builds itself ----------------------------------------------------------
+
+  function blockedError() {
+    // fetch rejects with TypeError on network failure; pages already handle that shape.
+    return new TypeError('Photo Shield blocked this upload: the file could not be protected.');
+  }
+
+  /** The body part to send instead of `blob`; rejects when it must not be sent. */
+  async function safeBlob(blob) {
+    if (verified.has(blob)) return blob;
+    if (wholeOf.has(blob)) {
+      if (await judgePiece(wholeOf.get(blob))) return blob;
+      throw blockedError();
+    }
+    if (isFile(blob)) {
+      const result = await verifyFile(blob);
+      if (!result) throw blockedError();
+      return result;
+    }
+    const asFile = new NativeFile([blob], 'file', { type: blob.type });
+    const result = await verifyFile(asFile);
+    if (!result) throw blockedError();
+    const safe = result === asFile ? blob : new NativeBlob([result], { type: result.type });
+    verified.add(safe);
+    return safe;
+  }
+
+  const isBytes = (body) => isArrayBuffer(body) || ArrayBuffer.isView(body);
+  // A File may be one of the person's; a plain Blob the page made (JSON, text, an analytics beacon) is
+  // looked at only when it may hold a picture or a video.
+  const MAY_HOLD_PICTURES = /^(image|video)\/|octet-stream$/i;
+  const needsLookBlob = (value) => isBlob(value) && !verified.has(value) &&
+    (isFile(value) || wholeOf.has(value) || !value.type || MAY_HOLD_PICTURES.test(value.type));
+
+  /** Cheap synchronous test: could this body carry a file nobody has answered for? */
   function needsLook(body) {
-    if (body == null) return false;
-    if (isBlob(body)) return mayBeImage(body);
+    if (body == null || !siteProtected) return false;
+    if (isBlob(body)) return needsLookBlob(body);
     if (isFormData(body)) {
-      for (const [, value] of body) if (mayBeImage(value)) return true;
+      for (const [, value] of body) if (needsLookBlob(value)) return true;
       return false;
     }
-    return isBytes(body) || isStream(body);
+    if (isBytes(body)) return !verified.has(body) && !verified.has(body.buffer);
+    return isStream(body);
   }
 
-  async function protectedBlobLike(original) {
-    const result = await protectBlob(original);
-    if (result === original) return original;
-    return isFile(original) ? result : new NativeBlob([result], { type: result.type });
-  }
-
-  /** The same body with every photo in it replaced by its protected version. */
+  /** The same body with every file in it replaced by what the service worker answered. */
   async function protectBody(body) {
-    if (isBlob(body)) return mayBeImage(body) ? protectedBlobLike(body) : body;
+    if (isBlob(body)) return needsLookBlob(body) ? safeBlob(body) : body;
     if (isFormData(body)) {
       const safe = new NativeFormData();
       for (const [key, value] of body) {
-        if (mayBeImage(value)) {
-          const result = await protectBlob(value);
+        if (needsLookBlob(value)) {
+          const result = await safeBlob(value);
           safe.append(key, result, result.name || value.name);
         } else {
           safe.append(key, value);
@@ -99,10 +234,10 @@
     }
     if (isBytes(body)) {
       const original = new NativeBlob([body]);
-      const result = await protectBlob(original);
+      const result = await safeBlob(original);
       return result === original ? body : result.arrayBuffer();
     }
-    if (isStream(body)) return protectBlob(await new NativeResponse(body).blob());
+    if (isStream(body)) return safeBlob(await new NativeResponse(body).blob());
     return body;
   }
 
@@ -116,8 +251,8 @@
       return new NativeRequest(request, { body: await protectBody(form), headers });
     }
     const whole = await request.clone().blob();
-    if (!mayBeImage(whole)) return request;
-    const result = await protectBlob(whole);
+    if (!needsLookBlob(whole)) return request;
+    const result = await safeBlob(whole);
     if (result === whole) return request;
     const headers = new NativeHeaders(request.headers);
     if (/^image\//i.test(contentType)) headers.set('content-type', result.type);
@@ -127,7 +262,7 @@
   const asyncRequests = new WeakMap();
 
   /** Wraps fetch, XMLHttpRequest and sendBeacon of `win` (this window, or a same-origin frame's). */
-  function hookWindow(win) {
+  function hookNetwork(win) {
     const nativeFetch = win.fetch;
     const xhrPrototype = win.XMLHttpRequest.prototype;
     const nativeOpen = xhrPrototype.open;
@@ -140,7 +275,7 @@
         if (!needsLook(initBody)) return nativeFetch.call(win, input, init);
         return protectBody(initBody).then((body) => nativeFetch.call(win, input, { ...init, body }));
       }
-      if (isRequest(input) && input.body !== null) {
+      if (isRequest(input) && input.body !== null && siteProtected) {
         return protectRequest(new NativeRequest(input, init)).then((request) => nativeFetch.call(win, request));
       }
       return nativeFetch.call(win, input, init);
@@ -155,7 +290,7 @@
       if (!needsLook(body)) return nativeSend.call(this, body);
       if (asyncRequests.get(this) === false) {
         // A synchronous request cannot wait for the shield: refuse it rather than send the original.
-        throw new DOMException('Photo Shield blocked a synchronous photo upload.', 'NetworkError');
+        throw new DOMException('Photo Shield blocked a synchronous file upload.', 'NetworkError');
       }
       const request = this;
       protectBody(body).then(
@@ -175,14 +310,27 @@
     }
   }
 
-  hookWindow(window);
+  // ---- every window of the page: this one, and same-origin frames reached before their own hooks ---
 
-  // A frame that is still loading (src or srcdoc iframes) shows the page a window with the browser's
-  // own fetch until its copy of these hooks arrives: hook it ourselves the moment the page reaches it.
-  const nativeSource = Function.prototype.toString;
+  // Each part: hooks (once per window) and listeners (again after document.open() erased them).
+  const parts = [{ hooks(win) { hookNetwork(win); trackPieces(win); }, listeners(win) { if (win === window) listen(win); } }];
+
+  function install(win) {
+    Object.defineProperty(win, HOOKED, { value: true });
+    for (const part of parts) part.hooks(win);
+    rearm(win);
+  }
+
+  function rearm(win) {
+    for (const part of parts) if (part.listeners) part.listeners(win);
+  }
+
+  // A frame that is still loading (src or srcdoc iframes, about:blank frames a page writes into) shows
+  // the page a window with the browser's own functions until its copy of these hooks arrives: hook it
+  // ourselves the moment the page reaches it.
   function hookFrameWindow(win) {
     try {
-      if (win && win !== window && nativeSource.call(win.fetch).includes('[native code]')) hookWindow(win);
+      if (win && win !== window && !Object.prototype.hasOwnProperty.call(win, HOOKED)) install(win);
     } catch (_) {
       // Another origin: its own content scripts take care of it.
     }
@@ -203,47 +351,19 @@
     }
   }
 
-  // ---- replaying drop / paste with protected files -------------------------------------------
-
-  function findTarget(root, nonce) {
-    const selector = `[data-photo-shield-target="${nonce}"]`;
-    const direct = root.querySelector(selector);
-    if (direct) return direct;
-    for (const element of root.querySelectorAll('*')) {
-      if (element.shadowRoot) {
-        const found = findTarget(element.shadowRoot, nonce);
-        if (found) return found;
-      }
-    }
-    return null;
-  }
-
-  function replay({ nonce, eventType, files, strings, init }) {
-    if (typeof nonce !== 'string' || !/^[0-9a-f-]{36}$/.test(nonce) || !Array.isArray(files)) return;
-    const target = findTarget(document, nonce);
-    if (!target) return;
-    target.removeAttribute('data-photo-shield-target');
-    const transfer = new DataTransfer();
-    for (const file of files) if (isFile(file)) transfer.items.add(file);
-    for (const [type, value] of Object.entries(strings || {})) transfer.setData(type, String(value));
-    const common = { bubbles: true, cancelable: true, composed: true };
-    const event = eventType === 'drop'
-      ? new DragEvent('drop', { ...init, ...common, dataTransfer: transfer })
-      : new ClipboardEvent('paste', { ...common, clipboardData: transfer });
-    target.dispatchEvent(event);
-  }
-
-  window.addEventListener('message', (event) => {
-    const message = event.data;
-    if (event.source !== window || !message || typeof message !== 'object') return;
-    if (message[TAG] === 'protect-reply') {
-      const settle = waiting.get(message.id);
-      if (settle) {
-        waiting.delete(message.id);
-        settle(message);
-      }
-    } else if (message[TAG] === 'redispatch') {
-      replay(message);
-    }
-  }, true);
+  // Shared with the other MAIN-world parts.
+  const api = {
+    isBlob, isFile, verifyFile, verifyFiles, verified, rearm, nativeAddListener,
+    siteProtected: () => siteProtected,
+    /** Asks bridge.js to show the notice for `reason` (an upload the page tried that was stopped). */
+    notify: (reason) => post({ [TAG]: 'notice', reason }, '*'),
+    /** Adds a part: `hooks(win)` once per window, `listeners(win)` also after document.open(). */
+    addPart(part) {
+      parts.push(part);
+      part.hooks(window);
+      if (part.listeners) part.listeners(window);
+    },
+  };
+  Object.defineProperty(window, API, { value: api });
+  install(window);
 })();
