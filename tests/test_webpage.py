@@ -297,3 +297,25 @@ def test_draw_a_region_with_a_finger(shield_server, browser):
         assert (covered[y0:y1, x0:x1] == 0).all()
     finally:
         context.close()
+
+
+def test_a_video_is_protected_in_every_frame_with_progress(shield_server, page, tmp_path):
+    from videos import GPS, decode_frames, magenta_share, make_clip
+
+    clip = tmp_path / "family.mp4"
+    truth = make_clip(clip, frames=36)
+    page.goto(f"{shield_server.base_url}/")
+    page.fill("input[name=color]", "#ff00ff")
+    page.set_input_files("#picker", str(clip))
+    page.wait_for_function("document.querySelector('.result .summary').textContent.includes('%')", timeout=60_000)
+    page.locator(".result.done").wait_for(timeout=180_000)
+    link = page.locator(".result.done .download")
+    assert link.get_attribute("download") == "family-protected.mp4"
+    out = tmp_path / "out.mp4"
+    out.write_bytes(downloaded(page, link))
+    frames = decode_frames(out)
+    assert len(frames) == len(truth)
+    shares = [magenta_share(rgb, box) for rgb, box in zip(frames, truth)]
+    assert min(shares) >= 0.95, shares
+    assert GPS.encode() not in out.read_bytes()
+    assert page.locator(".result.done video").count() == 1

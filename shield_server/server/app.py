@@ -21,7 +21,7 @@ log = logging.getLogger("shield.server")
 # Room for the multipart envelope around a photo of max_bytes.
 MULTIPART_OVERHEAD = 64 * 1024
 WEB_FOLDER = Path(__file__).resolve().parent.parent / "web"
-WEB_FILES = {name: "text/javascript; charset=utf-8" for name in ("app.js", "connect.js", "editor.js", "i18n.js", "zip.js")} | {
+WEB_FILES = {name: "text/javascript; charset=utf-8" for name in ("app.js", "connect.js", "editor.js", "i18n.js", "video.js", "zip.js")} | {
     name: "text/css; charset=utf-8" for name in ("style.css", "editor.css")}
 WEB_PAGES = {"/": "index.html", "/connect": "connect.html"}  # the pages that carry the page key
 SECURITY_HEADERS = {

@@ -4,6 +4,7 @@
 
 import { createEditor } from "./editor.js";
 import { text, translatePage } from "./i18n.js";
+import { isVideo, protectVideo } from "./video.js";
 import { storeZip } from "./zip.js";
 
 const pageKey = document.querySelector('meta[name="shield-page-key"]').content;
@@ -147,10 +148,49 @@ async function work() {
   refreshActions();
 }
 
+// A clip is its own job on the server: no editor, a progress line, a player, a download; Clear cancels it.
+function addVideo(file, node) {
+  const item = { file, node, video: true, version: 0, current: false, output: null, cancel: new AbortController() };
+  node.querySelector(".before").hidden = true;
+  items.push(item);
+  results.prepend(node);
+  setState(item, "working");
+  const summary = node.querySelector(".summary");
+  summary.textContent = text.protecting;
+  const query = new URLSearchParams({ fill: form.fill.value === "noise" ? "noise" : "solid",
+    color: form.color.value.replace("#", ""), margin: form.margin.value }).toString();
+  protectVideo(file, { pageKey, query, signal: item.cancel.signal,
+                       onProgress: (share) => { summary.textContent = text.videoProgress(Math.round(share * 100)); } })
+    .then(({ report, blob }) => {
+      if (item.removed) return;
+      item.output = { report, blob, url: URL.createObjectURL(blob) };
+      item.current = true;
+      const player = document.createElement("video");
+      player.controls = true;
+      player.src = item.output.url;
+      const after = node.querySelector(".after");
+      after.querySelector(".editor-slot").replaceChildren(player);
+      after.querySelector("figcaption").textContent = text.videoAfter;
+      const download = node.querySelector(".download");
+      download.href = item.output.url;
+      download.download = protectedName(file.name, report.format);
+      download.textContent = text.videoDownload;
+      download.hidden = false;
+      summary.textContent = text.videoSummary(report.width, report.height, report.frames);
+      setState(item, "done");
+      refreshActions();
+    })
+    .catch((error) => { if (!item.removed) showError(item, error); });
+}
+
 function add(files) {
   for (const file of Array.from(files)) {
     const node = template.content.firstElementChild.cloneNode(true);
     node.querySelector(".name").textContent = file.name;
+    if (isVideo(file)) {
+      addVideo(file, node);
+      continue;
+    }
     const item = { file, node, version: 0, current: false, output: null, editor: null,
       choices: { regions: [], keep: [] } };
     const before = node.querySelector(".before img");
@@ -218,6 +258,7 @@ downloadAllButton.addEventListener("click", downloadAll);
 clearButton.addEventListener("click", () => {
   for (const item of items.splice(0)) {
     item.removed = true;
+    item.cancel?.abort();
     URL.revokeObjectURL(item.originalUrl);
     if (item.output) URL.revokeObjectURL(item.output.url);
   }

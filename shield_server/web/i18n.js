@@ -10,7 +10,7 @@ const MESSAGES = {
     stickerStar: "Star", stickerFlower: "Flower",
     color: "Colour", margin: "Margin", format: "Format", formatSame: "Same as the photo",
     cover: "Cover", coverFaces: "Faces", coverPeople: "Whole people",
-    drop: "Drop photos here", or: "or", choose: "choose photos",
+    drop: "Drop photos or videos here", or: "or", choose: "choose files",
     clear: "Clear the list", downloadAll: "Download all (zip)",
     before: "Before: faces found are outlined (this copy never leaves the page)",
     after: "After: protected. Drag on it to cover something more, click an outline to keep that face",
@@ -28,6 +28,10 @@ const MESSAGES = {
     restarted: "The server was restarted: reload this page.",
     busy: "The server stayed busy; try again in a moment.",
     zipFailed: (message) => `The archive could not be made: ${message}`,
+    videoProgress: (percent) => `Protecting the video… ${percent}%`,
+    videoAfter: "After: protected (every frame)",
+    videoDownload: "Download the protected video",
+    videoSummary: (width, height, frames) => `Faces replaced in every frame, metadata removed (${width}×${height}, ${frames} frames).`,
     editor: {},  // editor.js speaks English by itself
   },
   fr: {
@@ -39,7 +43,7 @@ const MESSAGES = {
     stickerStar: "Étoile", stickerFlower: "Fleur",
     color: "Couleur", margin: "Marge", format: "Format", formatSame: "Comme la photo",
     cover: "Masquer", coverFaces: "Les visages", coverPeople: "Les personnes entières",
-    drop: "Déposez des photos ici", or: "ou", choose: "choisissez des photos",
+    drop: "Déposez des photos ou des vidéos ici", or: "ou", choose: "choisissez des fichiers",
     clear: "Vider la liste", downloadAll: "Tout télécharger (zip)",
     before: "Avant : les visages trouvés sont encadrés (cette copie ne quitte pas la page)",
     after: "Après : protégée. Tracez dessus pour masquer autre chose, cliquez sur un cadre pour garder ce visage",
@@ -57,6 +61,10 @@ const MESSAGES = {
     restarted: "Le serveur a redémarré : rechargez cette page.",
     busy: "Le serveur est resté occupé ; réessayez dans un instant.",
     zipFailed: (message) => `L'archive n'a pas pu être créée : ${message}`,
+    videoProgress: (percent) => `Protection de la vidéo… ${percent} %`,
+    videoAfter: "Après : protégée (chaque image)",
+    videoDownload: "Télécharger la vidéo protégée",
+    videoSummary: (width, height, frames) => `Visages remplacés dans chaque image, métadonnées supprimées (${width}×${height}, ${frames} images).`,
     editor: {
       addRegion: "Ajouter une zone", undo: "Annuler",
       hint: "Tracez sur la photo pour masquer autre chose ; cliquez sur un visage encadré pour le laisser tel " +
