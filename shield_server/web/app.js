@@ -157,8 +157,8 @@ function addVideo(file, node) {
   setState(item, "working");
   const summary = node.querySelector(".summary");
   summary.textContent = text.protecting;
-  const query = new URLSearchParams({ fill: form.fill.value === "noise" ? "noise" : "solid",
-    color: form.color.value.replace("#", ""), margin: form.margin.value }).toString();
+  const query = new URLSearchParams({ fill: form.fill.value, color: form.color.value.replace("#", ""),
+    sticker: form.sticker.value, margin: form.margin.value }).toString();
   protectVideo(file, { pageKey, query, signal: item.cancel.signal,
                        onProgress: (share) => { summary.textContent = text.videoProgress(Math.round(share * 100)); } })
     .then(({ report, blob }) => {
