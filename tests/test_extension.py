@@ -603,10 +603,12 @@ def test_strict_csp_site(browser, site, shield):
     site.clear()
     page.goto(site.origin + "/?csp=strict")
     page.set_input_files("#js-input", ASTRONAUT)
-    dialog = page.locator("#photo-shield-notice [data-kind=review]")
+    dialog = page.locator("#photo-shield-notice [data-kind=review][data-state=ready]")
     dialog.wait_for(timeout=10000)
     assert dialog.evaluate("(panel) => getComputedStyle(panel).position") == "fixed"
-    dialog.locator("canvas[width='512']").wait_for(timeout=5000)  # the preview is drawn despite the CSP
+    # The shared editor and the server's preview load despite the CSP.
+    page.wait_for_function("() => document.getElementById('photo-shield-notice').shadowRoot"
+                           ".querySelector('.shield-editor img')?.naturalWidth === 512", timeout=5000)
     dialog.locator("button[data-choice=upload]").click()
     assert_protected(only_upload(site).files()[0].data)
     page.close()
@@ -634,7 +636,7 @@ def test_faces_can_block_the_photo(browser, site, shield):
 def test_review_shows_protected_photo_before_upload(browser, site, shield):
     page = open_site(browser, site, paired(shield, review=True))
     page.set_input_files("#js-input", ASTRONAUT)
-    dialog = page.locator("#photo-shield-notice [data-kind=review]")
+    dialog = page.locator("#photo-shield-notice [data-kind=review][data-state=ready]")
     dialog.wait_for(timeout=10000)
     assert re.search(r"astronaut\.png: [1-9]\d* face", dialog.inner_text())
     dialog.locator("button[data-choice=cancel]").click()
