@@ -93,7 +93,8 @@ export function createEditor(container, { imageUrl, report, onChange = () => {},
 
   function render() {
     // Outlines are rebuilt on each change; the focused one gets the focus back (keyboard moves go on).
-    const focused = layer.contains(document.activeElement) ? document.activeElement.dataset.index : undefined;
+    const active = root.getRootNode().activeElement;  // the shadow root's own when the editor lives in one
+    const focused = layer.contains(active) ? active.dataset.index : undefined;
     const boxes = [];
     for (const detection of shownReport.detections || []) {
       const kept = current.keep.some((box) => sameBox(box, detection.box));
