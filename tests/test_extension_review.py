@@ -14,20 +14,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import EXTENSION_ID, chromium_available
+from browser import EXTENSION_ID, chromium_available, drag_region
 from photos import ASTRONAUT_FACE, core, decode, encode, missed_face_scene
-from test_extension import (ASTRONAUT, FILL, assert_nothing_uploaded, assert_protected, astronaut_png,  # noqa: F401
-                            browser, browsers, notice, only_upload, open_site, options_page, paired,
+from test_extension import (ASTRONAUT, FILL, assert_nothing_uploaded, assert_protected,  # noqa: F401 (fixtures)
+                            astronaut_png, browser, browsers, only_upload, open_site, options_page, paired,
                             playwright_driver, shield, site, write_file)
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
 
 
-def filled(pixels, box_or_slices) -> float:
-    """Share of the pixels that carry the test's magenta fill."""
-    part = pixels[box_or_slices] if isinstance(box_or_slices, tuple) and isinstance(box_or_slices[0], slice) \
-        else pixels[box_or_slices[1]:box_or_slices[3], box_or_slices[0]:box_or_slices[2]]
+def filled(part) -> float:
+    """Share of these pixels that carry the test's magenta fill."""
     return float((np.abs(part[..., :3].astype(np.int16) - np.array(FILL)) < 40).all(axis=-1).mean())
+
+
+def box(pixels, x0, y0, x1, y1):
+    return pixels[y0:y1, x0:x1]
 
 
 def dialog(page, state="ready", says=None):
@@ -46,17 +48,6 @@ def pick_scene(page, tmp_path):
     return scene, missed
 
 
-def drag(page, box, size=(800, 512)):
-    shown = page.locator(".shield-editor-stage").bounding_box()  # Playwright reaches into the shadow root
-    scale = shown["width"] / size[0]
-    x0, y0, x1, y1 = box
-    page.mouse.move(shown["x"] + (x0 - 3) * scale, shown["y"] + (y0 - 3) * scale)
-    page.mouse.down()
-    page.mouse.move(shown["x"] + (x0 + x1) / 2 * scale, shown["y"] + (y0 + y1) / 2 * scale, steps=4)
-    page.mouse.move(shown["x"] + (x1 + 3) * scale, shown["y"] + (y1 + 3) * scale, steps=4)
-    page.mouse.up()
-
-
 def upload(page):
     page.locator("#photo-shield-notice button[data-choice=upload]").click()
 
@@ -65,15 +56,16 @@ def test_region_drawn_over_a_missed_face_is_replaced_in_the_upload(browser, site
     page = open_site(browser, site, paired(shield, review=True))
     scene, missed = pick_scene(page, tmp_path)
     assert page.locator(".shield-detection").count() == 1  # the astronaut; the painted-over face is missed
-    drag(page, missed)
+    # Playwright's locators reach into the dialog's shadow root.
+    drag_region(page, page.locator(".shield-editor-stage").bounding_box(), 800, missed, pad=3)
     dialog(page, says="1 region(s) added")
     assert page.locator(".shield-region").count() == 1
     upload(page)
     (photo,) = only_upload(site).files()
     pixels = decode(photo.data)
     assert pixels.shape[:2] == (512, 800)
-    assert filled(pixels, missed) > 0.99, "the region drawn in review is not replaced in what the site got"
-    assert filled(pixels, core(ASTRONAUT_FACE)) > 0.97
+    assert filled(box(pixels, *missed)) > 0.99, "the region drawn in review is not replaced in what the site got"
+    assert filled(pixels[core(ASTRONAUT_FACE)]) > 0.97
     page.close()
 
 
@@ -89,7 +81,7 @@ def test_keyboard_region_and_undo(browser, site, shield, tmp_path):
     dialog(page, says="1 region(s) added")
     upload(page)
     pixels = decode(only_upload(site).files()[0].data)
-    assert filled(pixels, (328, 204, 488, 316)) > 0.99
+    assert filled(box(pixels, 328, 204, 488, 316)) > 0.99
     assert np.array_equal(pixels[204:316, 320:328], scene[204:316, 320:328])
     page.close()
 
@@ -114,11 +106,10 @@ def test_untick_a_detection_only_where_allowed(browser, site, shield, tmp_path, 
         assert page.locator("#photo-shield-notice [data-kind=review]").get_attribute("data-state") == "ready"
     upload(page)
     pixels = decode(only_upload(site).files()[0].data)
-    face = core(ASTRONAUT_FACE)
     if profile == "unlocked":
         assert np.array_equal(pixels[:, :512], scene[:, :512])  # left pixel for pixel as it was
     else:
-        assert filled(pixels, face) > 0.97
+        assert filled(pixels[core(ASTRONAUT_FACE)]) > 0.97
     page.close()
 
 
@@ -158,13 +149,12 @@ def test_worker_refuses_what_the_profile_forbids(browser, site, shield, profile)
     data = base64.b64encode(astronaut_png()).decode()
     opened = ask({"type": "protect", "name": "a.png", "mime": "image/png", "size": len(astronaut_png()), "data": data})
     assert opened["action"] == "review"
-    box = [180, 75, 270, 170]
     if profile == "locked":
         assert opened["allowUntick"] is False and opened["allowAdd"] is True
         first = ask({"type": "reviewRender", "reviewId": opened["reviewId"], "regions": [], "keep": []})
         assert first["action"] == "preview"
-        box = first["report"]["detections"][0]["box"]
-        refused = ask({"type": "reviewRender", "reviewId": opened["reviewId"], "regions": [], "keep": [box]})
+        face = first["report"]["detections"][0]["box"]
+        refused = ask({"type": "reviewRender", "reviewId": opened["reviewId"], "regions": [], "keep": [face]})
         assert refused == {"action": "refused", "reason": "review_refused"}
         done = ask({"type": "reviewFinish", "reviewId": opened["reviewId"], "choice": "upload"})
         assert done["action"] == "protected"
@@ -175,8 +165,8 @@ def test_worker_refuses_what_the_profile_forbids(browser, site, shield, profile)
         assert first["action"] == "blocked" and first["reason"] == "faces_found"
         again = ask({"type": "protect", "name": "a.png", "mime": "image/png", "size": len(astronaut_png()),
                      "data": data})
-        box = detection_box(shield)
-        kept = ask({"type": "reviewRender", "reviewId": again["reviewId"], "regions": [], "keep": [box]})
+        kept = ask({"type": "reviewRender", "reviewId": again["reviewId"], "regions": [],
+                    "keep": [detection_box(shield)]})
         assert kept["action"] == "blocked" and kept["reason"] == "faces_found"
     assert_nothing_uploaded(site, 0.3)
     page.close()

@@ -101,11 +101,15 @@ export function createEditor(container, { imageUrl, report, onChange = () => {},
       const node = button("", `shield-box shield-detection${kept ? " shield-kept" : ""}`);
       node.setAttribute("role", "checkbox");
       node.setAttribute("aria-checked", String(!kept));
-      node.setAttribute("aria-label", kept ? words.keptDetection : allowUntick ? words.detection : words.fixedDetection);
+      const label = kept ? words.keptDetection : allowUntick ? words.detection : words.fixedDetection;
+      node.setAttribute("aria-label", label);
       node.title = node.getAttribute("aria-label");
       node.addEventListener("pointerdown", (event) => event.stopPropagation());
-      if (allowUntick || kept) node.addEventListener("click", (event) => { if (event.isTrusted) toggleKeep(detection.box); });
-      else node.setAttribute("aria-disabled", "true");
+      if (allowUntick || kept) {
+        node.addEventListener("click", (event) => { if (event.isTrusted) toggleKeep(detection.box); });
+      } else {
+        node.setAttribute("aria-disabled", "true");
+      }
       place(node, detection.box);
       boxes.push(node);
     }
