@@ -691,7 +691,8 @@ def test_options_page_changes_settings(browser):
     browser.reset()
     options = options_page(browser)
     changes = [("#siteMode", "select", "except"), ("#faceAction", "select", "block"), ("#mode", "select", "people"),
-               ("#fill", "select", "noise"), ("#margin", "fill", "0.5"), ("#timeoutSeconds", "fill", "7"),
+               ("#fill", "select", "sticker"), ("#sticker", "select", "heart"), ("#margin", "fill", "0.5"),
+               ("#timeoutSeconds", "fill", "7"),
                ("#siteList", "fill", "Example.com\nhttps://www.Photos.example.org/upload")]
     for selector, how, value in changes:
         if how == "select":
@@ -701,11 +702,15 @@ def test_options_page_changes_settings(browser):
             options.locator(selector).blur()
         options.wait_for_selector("#save-result.ok")
         options.evaluate("document.getElementById('save-result').className = ''")
-    options.check("#review")
-    options.wait_for_selector("#save-result.ok")
+    assert options.is_checked("#reviewUntick") and options.is_checked("#reviewAddRegions")  # unlocked defaults
+    for box, check in [("#review", True), ("#reviewUntick", False)]:
+        options.set_checked(box, check)
+        options.wait_for_selector("#save-result.ok")
+        options.evaluate("document.getElementById('save-result').className = ''")
     assert browser.storage()["settings"] == {
-        "siteMode": "except", "faceAction": "block", "mode": "people", "fill": "noise", "margin": 0.5,
-        "timeoutSeconds": 7, "siteList": ["example.com", "www.photos.example.org"], "review": True}
+        "siteMode": "except", "faceAction": "block", "mode": "people", "fill": "sticker", "sticker": "heart",
+        "margin": 0.5, "timeoutSeconds": 7, "siteList": ["example.com", "www.photos.example.org"], "review": True,
+        "reviewUntick": False}
     options.fill("#margin", "9")
     options.locator("#margin").blur()
     options.wait_for_selector("#save-result.error")
@@ -785,6 +790,7 @@ def test_policy_wins_and_locks(browser):
     assert resolved["settings"]["port"] == 5555
     assert resolved["settings"]["fill"] == "noise"
     assert resolved["settings"]["mode"] == "people"
+    assert resolved["settings"]["reviewUntick"] is False and resolved["settings"]["reviewAddRegions"] is True
     assert resolved["settings"]["siteList"] == ["example.com"]
     assert resolved["locked"] and resolved["policyLocked"]
     assert sorted(resolved["managedKeys"]) == ["enabled", "port", "siteList"]
