@@ -225,3 +225,15 @@ def self_signed_certificate(folder: Path) -> tuple[str, str]:
 
 def chromium_available() -> bool:
     return os.path.exists(CHROMIUM)
+
+
+def drag_region(page, shown: dict, width: int, box, pad: float = 2):
+    """A real mouse drag over `box` (pixels of a photo `width` wide), `pad` pixels beyond it on each side,
+    on the editor's photo shown at `shown` (a bounding box): how a person adds a region in review."""
+    scale = shown["width"] / width
+    x0, y0, x1, y1 = box
+    page.mouse.move(shown["x"] + (x0 - pad) * scale, shown["y"] + (y0 - pad) * scale)
+    page.mouse.down()
+    page.mouse.move(shown["x"] + (x0 + x1) / 2 * scale, shown["y"] + (y0 + y1) / 2 * scale, steps=4)
+    page.mouse.move(shown["x"] + (x1 + pad) * scale, shown["y"] + (y1 + pad) * scale, steps=4)
+    page.mouse.up()

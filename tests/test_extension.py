@@ -578,10 +578,12 @@ def test_strict_csp_site(browser, site, shield):
     site.clear()
     page.goto(site.origin + "/?csp=strict")
     page.set_input_files("#js-input", ASTRONAUT)
-    dialog = page.locator("#photo-shield-notice [data-kind=review]")
+    dialog = page.locator("#photo-shield-notice [data-kind=review][data-state=ready]")
     dialog.wait_for(timeout=10000)
     assert dialog.evaluate("(panel) => getComputedStyle(panel).position") == "fixed"
-    dialog.locator("canvas[width='512']").wait_for(timeout=5000)  # the preview is drawn despite the CSP
+    # The shared editor and the server's preview load despite the CSP.
+    page.wait_for_function("() => document.getElementById('photo-shield-notice').shadowRoot"
+                           ".querySelector('.shield-editor img')?.naturalWidth === 512", timeout=5000)
     dialog.locator("button[data-choice=upload]").click()
     assert_protected(only_upload(site).files()[0].data)
     page.close()
@@ -609,7 +611,7 @@ def test_faces_can_block_the_photo(browser, site, shield):
 def test_review_shows_protected_photo_before_upload(browser, site, shield):
     page = open_site(browser, site, paired(shield, review=True))
     page.set_input_files("#js-input", ASTRONAUT)
-    dialog = page.locator("#photo-shield-notice [data-kind=review]")
+    dialog = page.locator("#photo-shield-notice [data-kind=review][data-state=ready]")
     dialog.wait_for(timeout=10000)
     assert re.search(r"astronaut\.png: [1-9]\d* face", dialog.inner_text())
     dialog.locator("button[data-choice=cancel]").click()
@@ -664,7 +666,8 @@ def test_options_page_changes_settings(browser):
     browser.reset()
     options = options_page(browser)
     changes = [("#siteMode", "select", "except"), ("#faceAction", "select", "block"), ("#mode", "select", "people"),
-               ("#fill", "select", "noise"), ("#margin", "fill", "0.5"), ("#timeoutSeconds", "fill", "7"),
+               ("#fill", "select", "sticker"), ("#sticker", "select", "heart"), ("#margin", "fill", "0.5"),
+               ("#timeoutSeconds", "fill", "7"),
                ("#siteList", "fill", "Example.com\nhttps://www.Photos.example.org/upload")]
     for selector, how, value in changes:
         if how == "select":
@@ -674,11 +677,15 @@ def test_options_page_changes_settings(browser):
             options.locator(selector).blur()
         options.wait_for_selector("#save-result.ok")
         options.evaluate("document.getElementById('save-result').className = ''")
-    options.check("#review")
-    options.wait_for_selector("#save-result.ok")
+    assert options.is_checked("#reviewUntick") and options.is_checked("#reviewAddRegions")  # unlocked defaults
+    for box, check in [("#review", True), ("#reviewUntick", False)]:
+        options.set_checked(box, check)
+        options.wait_for_selector("#save-result.ok")
+        options.evaluate("document.getElementById('save-result').className = ''")
     assert browser.storage()["settings"] == {
-        "siteMode": "except", "faceAction": "block", "mode": "people", "fill": "noise", "margin": 0.5,
-        "timeoutSeconds": 7, "siteList": ["example.com", "www.photos.example.org"], "review": True}
+        "siteMode": "except", "faceAction": "block", "mode": "people", "fill": "sticker", "sticker": "heart",
+        "margin": 0.5, "timeoutSeconds": 7, "siteList": ["example.com", "www.photos.example.org"], "review": True,
+        "reviewUntick": False}
     options.fill("#margin", "9")
     options.locator("#margin").blur()
     options.wait_for_selector("#save-result.error")
@@ -758,6 +765,7 @@ def test_policy_wins_and_locks(browser):
     assert resolved["settings"]["port"] == 5555
     assert resolved["settings"]["fill"] == "noise"
     assert resolved["settings"]["mode"] == "people"
+    assert resolved["settings"]["reviewUntick"] is False and resolved["settings"]["reviewAddRegions"] is True
     assert resolved["settings"]["siteList"] == ["example.com"]
     assert resolved["locked"] and resolved["policyLocked"]
     assert sorted(resolved["managedKeys"]) == ["enabled", "port", "siteList"]

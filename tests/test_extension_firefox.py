@@ -5,9 +5,12 @@ All scenarios run in one Firefox (its start is the slow part); each has its own 
 """
 
 import base64
+import io
 import os
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from browser import UploadSite
 from firefox.driver import firefox_available, run_scenarios
@@ -24,6 +27,11 @@ UNTIL_PROTECTED = "document.getElementById('{id}').files.length === 1 && " \
 BADGE_IS = """(async () => {{ for (let i = 0; i < 100; i++) {{
     if (await chrome.action.getBadgeText({{}}) === '{text}') return true;
     await new Promise((r) => setTimeout(r, 100)); }} return chrome.action.getBadgeText({{}}); }})()"""
+
+
+REVIEW_SAYS = """(() => {{ const panel = document.getElementById('photo-shield-notice')?.shadowRoot
+    ?.querySelector('[data-kind=review]'); return panel?.dataset.state === 'ready' &&
+    panel.querySelector('.status').textContent.includes('{words}'); }})()"""
 
 
 def status_is(prefix: str) -> str:
@@ -76,6 +84,16 @@ def scenarios(shield, sites, video_path):
             {"answerNotice": "original"},
             {"waitFor": status_is("uploaded:input"), "timeoutMs": 30000},
         ]),
+        # Review: the shared editor loads in Firefox's content scripts; a region added there is in the upload.
+        "review": ({**paired(shield), "review": True}, [
+            {"goto": sites["review"].origin + "/"},
+            {"upload": "#js-input", "files": [ASTRONAUT]},
+            {"waitFor": REVIEW_SAYS.format(words="0 region(s) added"), "timeoutMs": 30000},
+            {"click": "pierce/.shield-editor-add"},
+            {"waitFor": REVIEW_SAYS.format(words="1 region(s) added"), "timeoutMs": 30000},
+            {"answerNotice": "upload"},
+            {"waitFor": status_is("uploaded:input"), "timeoutMs": 30000},
+        ]),
         # Last: it takes the extension's access to every site away, as a person can in about:addons.
         "access-withdrawn": (paired(shield), [
             {"extension": "chrome.action.getBadgeText({})"},
@@ -102,7 +120,7 @@ def firefox(shield_server, tmp_path_factory):
     video = tmp_path_factory.mktemp("firefox") / "party.webm"
     video.write_bytes(VIDEO)
     names = ["input", "form", "fetch", "stopped-input", "stopped-fetch", "locked-video", "asked-video",
-             "access-withdrawn"]
+             "review", "access-withdrawn"]
     sites = {name: UploadSite() for name in names}
     try:
         plan = scenarios(shield_server, sites, str(video))
@@ -167,3 +185,13 @@ def test_withdrawn_site_access_is_shown_in_firefox(firefox):
     assert "no access to websites" in title
     # The next page the person opens brings the warning (the options page) back.
     assert results[11] == 2
+
+
+def test_region_added_in_review_reaches_the_site_in_firefox(firefox):
+    results, site = firefox["review"]
+    no_errors(results)
+    (photo,) = site.wait_for_uploads(1, timeout=5)[0].files()
+    assert_protected(photo.data)
+    pixels = np.asarray(Image.open(io.BytesIO(photo.data)).convert("RGB"), dtype=np.int16)
+    added = pixels[205:307, 205:307]  # "Add a region" puts one in the middle: [204, 204, 308, 308]
+    assert (np.abs(added - np.array([255, 0, 255])) < 40).all(axis=2).mean() > 0.99

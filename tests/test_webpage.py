@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from browser import drag_region
 from photos import ASTRONAUT_FACE, astronaut, core, decode, encode, missed_face_scene
 
 if os.environ.get("SHIELD_REQUIRE_BROWSER"):  # scripts/test.sh and CI: a missing driver fails, never skips
@@ -177,14 +178,8 @@ def test_draw_over_a_missed_face_and_untick_a_detection(shield_server, page):
     assert np.array_equal(untouched[300:412, 620:720], scene[300:412, 620:720])  # the detector missed it
 
     result.locator(".after img").scroll_into_view_if_needed()
-    shown = result.locator(".after img").bounding_box()
-    scale = shown["width"] / 800
+    drag_region(page, result.locator(".after img").bounding_box(), 800, missed)
     x0, y0, x1, y1 = missed
-    page.mouse.move(shown["x"] + (x0 - 2) * scale, shown["y"] + (y0 - 2) * scale)
-    page.mouse.down()
-    page.mouse.move(shown["x"] + (x0 + x1) / 2 * scale, shown["y"] + (y0 + y1) / 2 * scale, steps=4)
-    page.mouse.move(shown["x"] + (x1 + 2) * scale, shown["y"] + (y1 + 2) * scale, steps=4)
-    page.mouse.up()
     settle(page, "1 region added")
     assert result.locator(".shield-region").count() == 1
     covered = decode(downloaded(page, result.locator(".download")))

@@ -86,12 +86,17 @@
     return report;
   }
 
-  /** Sends image bytes to /v1/protect; resolves only with a checked, protected image. */
-  async function protectImage(settings, bytes, contentType) {
+  /** Sends image bytes to /v1/protect; resolves only with a checked, protected image. `choices`: the
+   *  review's {regions, keep} (docs/API.md), boxes in pixels of the upright photo. */
+  async function protectImage(settings, bytes, contentType, choices = {}) {
     const query = new URLSearchParams({
       fill: settings.fill, color: settings.color, margin: String(settings.margin),
       format: 'same', mode: settings.mode,
     });
+    if (settings.fill === 'sticker') query.set('sticker', settings.sticker);
+    for (const key of ['regions', 'keep']) {
+      if (choices[key] && choices[key].length) query.set(key, JSON.stringify(choices[key]));
+    }
     const deadline = deadlineFor(settings);
     await checkIdentity(settings, deadline);
     const { response, body } = await call(settings, `/v1/protect?${query}`, {

@@ -119,6 +119,40 @@ if (typeof importScripts === 'function') {
     return { ...blocked(`${prefix}_${mayAsk ? 'ask' : 'blocked'}`, state), canUploadOriginal: mayAsk, kind: file.kind };
   }
 
+  /** Every face found, kept ones included: `faceAction: block` stops a photo with a face in it, and unticking
+   *  a face in review must not let it through. */
+  const facesFound = (report) => (Array.isArray(report.detections) ? report.detections.length : report.faces);
+
+  /** One call to the server: { result } or the blocked answer to give the page. */
+  async function protectWith(state, bytes, declared, choices) {
+    let result;
+    try {
+      result = await PhotoShieldClient.protectImage(state.settings, bytes, declared, choices);
+      PhotoShieldStatus.noteConnection(true);
+    } catch (error) {
+      const reason = error instanceof ShieldFailure ? error.reason : 'server_error';
+      PhotoShieldStatus.noteConnection(false, reason);
+      return blocked(reason, state, error.message);
+    }
+    if (state.settings.faceAction === 'block' && facesFound(result.report) > 0) {
+      return blocked('faces_found', state, String(facesFound(result.report)));
+    }
+    return { result };
+  }
+
+  /** The protected file handed to the page: a server output, remembered so it is not protected twice. */
+  async function deliver(result, name, inputDigest) {
+    const outputDigest = await digestOf(result.bytes);
+    if (outputDigest !== inputDigest) await rememberOutput(outputDigest); // an echo must never whitelist its input
+    await countProtected(result.report.faces);
+    return {
+      action: 'protected',
+      data: toBase64(result.bytes),
+      type: result.type,
+      name: PhotoShieldImageTypes.protectedName(name, result.type),
+    };
+  }
+
   async function protect(message, sender) {
     const state = await PhotoShieldSettings.load();
     const { settings } = state;
@@ -138,30 +172,90 @@ if (typeof importScripts === 'function') {
     if (protectedOutputs.has(digest)) return { action: 'already' };
     if (!state.locked && takeAllowance(digest)) return { action: 'pass' };
 
-    let result;
-    try {
-      const declared = /^image\/[\w.+-]+$/i.test(message.mime || '') ? message.mime : 'application/octet-stream';
-      result = await PhotoShieldClient.protectImage(settings, bytes, declared);
-      PhotoShieldStatus.noteConnection(true);
-    } catch (error) {
-      const reason = error instanceof ShieldFailure ? error.reason : 'server_error';
-      PhotoShieldStatus.noteConnection(false, reason);
-      return blocked(reason, state, error.message);
+    const declared = /^image\/[\w.+-]+$/i.test(message.mime || '') ? message.mime : 'application/octet-stream';
+    if (settings.review) return openReview({ bytes, declared, digest, name: message.name }, state, sender);
+    const outcome = await protectWith(state, bytes, declared, {});
+    return outcome.result ? deliver(outcome.result, message.name, digest) : outcome;
+  }
+
+  // ---- review (settings.review) -----------------------------------------------------------------
+  // The page's dialog opens at once ("protecting…") and asks for previews: each one a server output made
+  // from the original with the person's regions and unticked faces. The original stays here, in memory
+  // only, while its review is open, and Upload hands the page the latest server output. What a profile
+  // may do in review (reviewAddRegions, reviewUntick) is checked here, not only in the dialog.
+
+  const reviews = new Map();
+  const REVIEW_IDLE_MS = 10 * 60 * 1000; // the dialog says it is alive every 20 s while open
+  const MAX_BOXES = 200; // the server's own limit per list
+
+  function openReview(file, state, sender) {
+    const id = PhotoShieldBytes.toHex(crypto.getRandomValues(new Uint8Array(16)));
+    reviews.set(id, { ...file, tabId: sender.tab && sender.tab.id, frameId: sender.frameId, latest: null,
+      requested: 0, work: Promise.resolve(), timer: null });
+    reviewOf({ reviewId: id }, sender);
+    return { action: 'review', reviewId: id, allowAdd: state.settings.reviewAddRegions,
+      allowUntick: state.settings.reviewUntick };
+  }
+
+  function endReview(id) {
+    const review = reviews.get(id);
+    if (review) clearTimeout(review.timer);
+    reviews.delete(id);
+  }
+
+  /** The open review this frame owns (and keeps alive by asking), or null. */
+  function reviewOf({ reviewId }, sender) {
+    const review = reviews.get(reviewId);
+    if (!review || review.tabId !== (sender.tab && sender.tab.id) || review.frameId !== sender.frameId) return null;
+    clearTimeout(review.timer);
+    review.timer = setTimeout(() => endReview(reviewId), REVIEW_IDLE_MS);
+    return review;
+  }
+
+  const isBoxList = (list) => Array.isArray(list) && list.length <= MAX_BOXES &&
+    list.every((box) => Array.isArray(box) && box.length === 4 && box.every(Number.isFinite));
+
+  async function reviewRender(message, sender) {
+    const state = await PhotoShieldSettings.load();
+    const review = reviewOf(message, sender);
+    if (!review) return blocked('review_expired', state);
+    const choices = { regions: message.regions || [], keep: message.keep || [] };
+    if (!isBoxList(choices.regions) || !isBoxList(choices.keep)) return { action: 'refused', reason: 'bad_request' };
+    if ((choices.regions.length && !state.settings.reviewAddRegions) ||
+        (choices.keep.length && !state.settings.reviewUntick)) {
+      return { action: 'refused', reason: 'review_refused' };
     }
-    if (settings.faceAction === 'block' && result.report.faces > 0) {
-      return blocked('faces_found', state, String(result.report.faces));
+    const ticket = ++review.requested;
+    review.latest = null; // until this answer is in, no output matches the person's choices
+    const run = review.work.then(() => protectWith(state, review.bytes, review.declared, choices));
+    review.work = run.catch(() => {});
+    const outcome = await run;
+    if (!outcome.result) {
+      if (outcome.reason === 'faces_found' || !review.shown) endReview(message.reviewId);
+      return outcome;
     }
-    const outputDigest = await digestOf(result.bytes);
-    if (outputDigest !== digest) await rememberOutput(outputDigest); // an echo must never whitelist its input
-    await countProtected(result.report.faces);
-    return {
-      action: 'protected',
-      data: toBase64(result.bytes),
-      type: result.type,
-      name: PhotoShieldImageTypes.protectedName(message.name, result.type),
-      report: { faces: result.report.faces, boxes: result.report.boxes, width: result.report.width, height: result.report.height },
-      review: settings.review,
-    };
+    review.shown = true;
+    if (ticket === review.requested) review.latest = outcome.result;
+    const { faces, detections, added, kept, width, height } = outcome.result.report;
+    return { action: 'preview', data: toBase64(outcome.result.bytes), type: outcome.result.type,
+      report: { faces, detections: detections || [], added: added || [], kept: kept || [], width, height } };
+  }
+
+  async function reviewFinish(message, sender) {
+    const review = reviewOf(message, sender);
+    if (message.choice !== 'upload') {
+      if (review) endReview(message.reviewId);
+      return { action: 'cancelled' };
+    }
+    if (!review) return blocked('review_expired', await PhotoShieldSettings.load());
+    await review.work;
+    if (!review.latest) return { action: 'refused', reason: 'not_ready' };
+    endReview(message.reviewId);
+    return deliver(review.latest, review.name, review.digest);
+  }
+
+  async function reviewAlive(message, sender) {
+    return { ok: Boolean(reviewOf(message, sender)) };
   }
 
   // ---- settings (extension pages only) -------------------------------------------------------
@@ -261,7 +355,9 @@ if (typeof importScripts === 'function') {
 
   // ---- routing -------------------------------------------------------------------------------
 
-  const PAGE_MESSAGES = { siteStatus: (m, s) => siteStatus(s), protect, allowOriginalOnce };
+  const PAGE_MESSAGES = {
+    siteStatus: (m, s) => siteStatus(s), protect, allowOriginalOnce, reviewRender, reviewFinish, reviewAlive,
+  };
   const EXTENSION_PAGE_MESSAGES = {
     getState: publicState, saveSettings, setPin, removePin, testConnection, resetStats, checkSiteAccess,
     startPairing, pollPairing,

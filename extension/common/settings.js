@@ -11,12 +11,16 @@
     siteMode: { type: 'enum', default: 'everywhere', values: ['everywhere', 'only', 'except'] },
     siteList: { type: 'siteList', default: [] },
     faceAction: { type: 'enum', default: 'replace', values: ['replace', 'block'] },
-    fill: { type: 'enum', default: 'solid', values: ['solid', 'noise'] },
+    fill: { type: 'enum', default: 'solid', values: ['solid', 'noise', 'sticker'] },
     color: { type: 'color', default: '000000' },
+    sticker: { type: 'enum', default: 'smile', values: ['smile', 'cat', 'heart', 'star', 'flower'] },
     margin: { type: 'number', default: 0.3, min: 0, max: 2 },
     // Parental (locked) profiles hide whole people unless someone chose otherwise.
     mode: { type: 'enum', default: 'faces', lockedDefault: 'people', values: ['faces', 'people'] },
     review: { type: 'boolean', default: false },
+    // In review: may the person cover more (regions), and leave a detected face as it is (untick)?
+    reviewAddRegions: { type: 'boolean', default: true },
+    reviewUntick: { type: 'boolean', default: true, lockedDefault: false },
     timeoutSeconds: { type: 'number', default: 20, min: 1, max: 120 },
     // Nothing protects a video yet: ask before sending one as it is (a locked profile never may).
     videoAction: { type: 'enum', default: 'ask', lockedDefault: 'block', values: ['ask', 'block'] },

@@ -49,12 +49,13 @@
       data = await blobToBase64(file);
       answer = await askWorker({ type: 'protect', ...described, data });
     }
+    // Review: the dialog answers with the worker's last word (the protected file, cancelled, or blocked).
+    if (answer.action === 'review') answer = await PhotoShieldNotice.review(file.name, answer);
+    if (answer.action === 'cancelled') return null;
     if (answer.action === 'pass' || answer.action === 'already') return file;
     if (answer.action === 'protected') {
-      const result = new File([PhotoShieldBytes.fromBase64(answer.data)], answer.name,
+      return new File([PhotoShieldBytes.fromBase64(answer.data)], answer.name,
         { type: answer.type, lastModified: Date.now() });
-      if (answer.review && (await PhotoShieldNotice.review(result, answer.report)) !== 'upload') return null;
-      return result;
     }
     const choice = await PhotoShieldNotice.showBlocked(answer.reason,
       { canUploadOriginal: answer.canUploadOriginal === true, fileName: file.name });

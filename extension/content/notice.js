@@ -11,13 +11,18 @@
     .panel { position: fixed; top: 16px; right: 16px; z-index: 2147483647; max-width: 420px;
       font: 14px/1.4 system-ui, sans-serif; color: #1b1b1b; background: #fff8e6; border: 2px solid #b45309;
       border-radius: 8px; padding: 12px 14px; box-shadow: 0 4px 16px rgba(0,0,0,.25); }
-    .panel.review { background: #fff; border-color: #1d4ed8; max-width: 560px; }
+    .panel.review { background: #fff; border-color: #1d4ed8; max-width: min(560px, calc(100vw - 40px));
+      max-height: calc(100vh - 40px); overflow: auto; }
+    .waiting { display: none; width: 32px; height: 32px; margin: 8px auto; border: 4px solid #ccc;
+      border-top-color: #1d4ed8; border-radius: 50%; animation: shield-wait 0.8s linear infinite; }
+    .review[data-state=protecting] .waiting { display: block; }
+    @keyframes shield-wait { to { transform: rotate(360deg); } }
+    .review[data-state=failed] .status { color: #b91c1c; }
     h2 { font-size: 15px; margin: 0 0 6px; }
     p { margin: 0 0 8px; }
     .buttons { display: flex; gap: 8px; justify-content: flex-end; flex-wrap: wrap; }
     button { font: inherit; padding: 4px 10px; border-radius: 4px; border: 1px solid #666; background: #fff; cursor: pointer; }
     button.primary { background: #1d4ed8; color: #fff; border-color: #1d4ed8; }
-    canvas { max-width: 100%; max-height: 60vh; display: block; margin: 0 auto 8px; border: 1px solid #ccc; }
   `;
 
   let host = null;
@@ -78,7 +83,8 @@
 
   const REASONS = ['server_unreachable', 'timeout', 'not_paired', 'forbidden', 'too_large', 'unsupported',
     'undecodable', 'busy', 'bad_request', 'faces_found', 'unexpected_answer', 'not_photo_shield', 'server_error',
-    'extension_error', 'not_protected_yet', 'video_blocked', 'video_ask', 'file_blocked', 'file_ask', 'photo_in_pieces'];
+    'extension_error', 'not_protected_yet', 'video_blocked', 'video_ask', 'file_blocked', 'file_ask',
+    'photo_in_pieces', 'review_refused', 'review_expired'];
   // Questions about files nothing can protect (videos...): unanswered, the answer is no.
   const QUESTIONS = ['video_ask', 'file_ask'];
   const QUESTION_EXPIRES_MS = 120000;
@@ -103,36 +109,121 @@
     return showPanel(panel, buttons);
   }
 
-  function drawReview(canvas, image, report) {
-    canvas.width = image.naturalWidth;
-    canvas.height = image.naturalHeight;
-    const context = canvas.getContext('2d');
-    context.drawImage(image, 0, 0);
-    const scaleX = report.width ? image.naturalWidth / report.width : 1;
-    const scaleY = report.height ? image.naturalHeight / report.height : 1;
-    context.lineWidth = Math.max(2, Math.round(image.naturalWidth / 200));
-    context.strokeStyle = '#e11d48';
-    for (const [x0, y0, x1, y1] of report.boxes || []) {
-      context.strokeRect(x0 * scaleX, y0 * scaleY, (x1 - x0) * scaleX, (y1 - y0) * scaleY);
+  // ---- review ----------------------------------------------------------------------------------
+  // The editor is the one shared with the local web page (review/editor.js, an ES module), imported into
+  // this content script; its styles go into the same shadow root. It only sends the person's choices: every
+  // preview and the file uploaded are the server's output, held by the worker.
+
+  const REVIEW_ALIVE_MS = 20000; // the worker forgets a review that stops saying it is open
+  let editorParts = null;
+
+  function loadEditor() {
+    if (!editorParts) {
+      editorParts = Promise.all([
+        import(chrome.runtime.getURL('review/editor.js')),
+        fetch(chrome.runtime.getURL('review/editor.css')).then((response) => response.text()),
+      ]).catch((error) => { editorParts = null; throw error; });
     }
+    return editorParts;
   }
 
-  /** Shows the protected photo with the replaced faces marked; resolves 'upload' or 'cancel'. */
-  function review(file, report) {
-    const panel = element('div', { class: 'panel review', role: 'dialog', 'data-kind': 'review' });
-    panel.append(element('h2', {}, t('reviewTitle')));
-    panel.append(element('p', {}, t('reviewFaces', [file.name, String(report.faces)])));
-    const canvas = element('canvas');
-    panel.append(canvas);
-    const url = URL.createObjectURL(file);
-    const image = new Image();
-    image.onload = () => { drawReview(canvas, image, report); URL.revokeObjectURL(url); };
-    image.onerror = () => { canvas.remove(); URL.revokeObjectURL(url); };
-    image.src = url;
-    return showPanel(panel, [
+  function editorText(fileName, allowAdd, allowUntick) {
+    const hint = allowAdd ? (allowUntick ? 'editorHint' : 'editorHintAddOnly')
+      : (allowUntick ? 'editorHintUntickOnly' : 'editorHintNone');
+    return {
+      addRegion: t('editorAddRegion'), undo: t('editorUndo'), hint: t(hint), detection: t('editorDetection'),
+      fixedDetection: t('editorDetectionFixed'), keptDetection: t('editorKeptDetection'),
+      region: t('editorRegion'), working: t('reviewProtecting', [fileName]),
+    };
+  }
+
+  const reasonText = (reason) => t(REASONS.includes(reason) ? 'reason_' + reason : 'reason_server_error');
+
+  /** The review dialog, shown at once in its "protecting…" state; then the server's protected photo in the
+   *  editor, protected again from the original after each change. Resolves with the worker's last answer:
+   *  the protected file (Upload), `cancelled`, or why it was blocked (the first protection failed). */
+  function review(fileName, { reviewId, allowAdd, allowUntick }) {
+    const panel = element('div', { class: 'panel review', role: 'dialog', 'data-kind': 'review',
+      'data-state': 'protecting', 'aria-busy': 'true' });
+    const status = element('p', { class: 'status', role: 'status' }, t('reviewProtecting', [fileName]));
+    const slot = element('div', { class: 'editor-slot' });
+    panel.append(element('h2', {}, t('reviewTitle')), status, element('div', { class: 'waiting' }), slot);
+    const ask = async (message) => (await chrome.runtime.sendMessage({ ...message, reviewId })) ||
+      { action: 'blocked', reason: 'extension_error' };
+    const alive = setInterval(() => ask({ type: 'reviewAlive' }).catch(() => {}), REVIEW_ALIVE_MS);
+    let editor = null;
+    let previewUrl = null;
+    let asked = 0;
+    let finish;
+    const finished = new Promise((resolve) => { finish = resolve; });
+    const chosen = showPanel(panel, [
       { label: t('buttonUpload'), value: 'upload', primary: true },
       { label: t('buttonCancel'), value: 'cancel' },
     ]);
+    const uploadButton = panel.querySelector('button[data-choice=upload]');
+
+    function setState(state) {
+      panel.dataset.state = state;
+      panel.setAttribute('aria-busy', String(state === 'protecting'));
+      uploadButton.disabled = state !== 'ready'; // only a server output answering the current choices goes out
+      if (editor) editor.setBusy(state === 'protecting');
+    }
+    setState('protecting');
+
+    async function show(answer) {
+      const [{ createEditor }, css] = await loadEditor();
+      if (previewUrl) URL.revokeObjectURL(previewUrl);
+      previewUrl = URL.createObjectURL(new Blob([PhotoShieldBytes.fromBase64(answer.data)], { type: answer.type }));
+      const report = answer.report;
+      status.textContent = t('reviewSummary', [fileName, String(report.faces), String(report.added.length),
+        String(report.kept.length)]);
+      if (editor) {
+        editor.update(previewUrl, report);
+        return;
+      }
+      const style = element('style');
+      style.textContent = css;
+      panel.querySelector('.waiting').replaceWith(style);
+      editor = createEditor(slot, { imageUrl: previewUrl, report, allowAdd, allowUntick,
+        text: editorText(fileName, allowAdd, allowUntick), onChange: render });
+    }
+
+    async function render(choices = {}) {
+      const ticket = ++asked;
+      setState('protecting');
+      let answer;
+      try {
+        answer = await ask({ type: 'reviewRender', regions: choices.regions || [], keep: choices.keep || [] });
+        if (ticket !== asked) return; // a newer change is on its way
+        if (answer.action === 'preview') {
+          await show(answer);
+          if (ticket === asked) setState('ready');
+          return;
+        }
+      } catch (error) {
+        answer = { action: 'blocked', reason: 'extension_error', canUploadOriginal: false };
+      }
+      if (editor && answer.reason !== 'review_expired') {
+        // A later change failed: the last preview stays, Upload waits for a change that works (or Undo).
+        status.textContent = t('reviewChangeFailed', [reasonText(answer.reason)]);
+        setState('failed');
+        return;
+      }
+      panel.remove(); // the first protection failed: the page shows the notice saying why
+      finish(answer);
+    }
+
+    chosen.then(async (choice) => {
+      const answer = await ask({ type: 'reviewFinish', choice }).catch(() => null);
+      finish(answer && answer.action !== 'refused' ? answer : { action: 'blocked', reason: 'extension_error' });
+    });
+    render();
+    return finished.then((answer) => {
+      clearInterval(alive);
+      if (editor) editor.destroy();
+      if (previewUrl) URL.revokeObjectURL(previewUrl);
+      return answer;
+    });
   }
 
   global.PhotoShieldNotice = { showBlocked, review };

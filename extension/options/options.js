@@ -5,8 +5,8 @@
 
   const { t, translatePage, ask, describe, refusalText, restoreSiteAccess } = PhotoShieldUi;
   const $ = (id) => document.getElementById(id);
-  const SETTING_CONTROLS = ['enabled', 'review', 'timeoutSeconds', 'siteMode', 'siteList',
-    'faceAction', 'mode', 'fill', 'color', 'margin', 'videoAction', 'otherFileAction'];
+  const SETTING_CONTROLS = ['enabled', 'review', 'reviewAddRegions', 'reviewUntick', 'timeoutSeconds', 'siteMode',
+    'siteList', 'faceAction', 'mode', 'fill', 'color', 'sticker', 'margin', 'videoAction', 'otherFileAction'];
 
   // Fields the person edited and has not saved yet: a render (the first one can take seconds in a fresh
   // profile) must not overwrite what they typed.
