@@ -55,15 +55,7 @@ def int8_session(det: cf.CenterFace):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from skimage import data as skdata
 
-    model = onnx.load_model(str(cf.model_path()))
-    weights = {w.name for w in model.graph.initializer}
-    images = [i for i in model.graph.input if i.name not in weights]
-    del model.graph.input[:]
-    model.graph.input.extend(images)
-    for value in list(model.graph.input) + list(model.graph.output):
-        for axis, dim in zip("nchw", value.type.tensor_type.shape.dim):
-            if axis != "c":
-                dim.dim_param = f"{axis}_{value.name}"
+    model = cf.flexible_model(cf.model_path())
     model = onnx.version_converter.convert_version(model, 13)
     for i, node in enumerate(model.graph.node):
         node.name = node.name or f"node{i}"

@@ -182,7 +182,9 @@ def _decode(maps: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return boxes, maps[0, ys, xs]
 
 
-def _session(path: Path) -> onnxruntime.InferenceSession:
+def flexible_model(path: Path) -> "onnx.ModelProto":
+    """The model with symbolic input sizes, and its weights no longer listed as graph inputs (so ONNX Runtime
+    may fold the batch norms into them)."""
     model = onnx.load_model(str(path))
     weights = {w.name for w in model.graph.initializer}
     images = [i for i in model.graph.input if i.name not in weights]
@@ -192,6 +194,11 @@ def _session(path: Path) -> onnxruntime.InferenceSession:
         for axis, dim in zip("nchw", value.type.tensor_type.shape.dim):
             if axis != "c":
                 dim.dim_param = f"{axis}_{value.name}"
+    return model
+
+
+def _session(path: Path) -> onnxruntime.InferenceSession:
+    model = flexible_model(path)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = max(cv2.getNumThreads(), 1)  # the CLI's batch workers set 1
     options.log_severity_level = 3
