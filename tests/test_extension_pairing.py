@@ -25,15 +25,20 @@ def test_welcome_page_opens_on_install(chromium):
         chromium.context.wait_for_event("page", predicate=lambda p: p.url == welcome, timeout=10000)
 
 
-def test_connect_and_allow_pairs_the_extension(chromium, shield_server):
-    chromium.reset(port=shield_server.port)  # not paired
+def press_connect(chromium, server):
+    """An unpaired extension's welcome page: Connect opens the server's /connect page. Returns both pages."""
+    chromium.reset(port=server.port)
     welcome = chromium.context.new_page()
     welcome.goto(chromium.extension_url("welcome/welcome.html"))
     welcome.wait_for_selector("#connect", state="visible", timeout=15000)
     with chromium.context.expect_page(timeout=15000) as opened:
         welcome.click("#connect")
-    connect = opened.value
-    assert connect.url == f"{shield_server.base_url}/connect"
+    assert opened.value.url == f"{server.base_url}/connect"
+    return welcome, opened.value
+
+
+def test_connect_and_allow_pairs_the_extension(chromium, shield_server):
+    welcome, connect = press_connect(chromium, shield_server)
     code = welcome.wait_for_selector("#code:not(:empty)", timeout=15000).text_content()
     # The local page shows the same code as the extension; the person allows that one.
     connect.wait_for_selector(f".pairing-code:text('{code}')", timeout=15000)
@@ -47,13 +52,7 @@ def test_connect_and_allow_pairs_the_extension(chromium, shield_server):
 
 
 def test_refused_request_leaves_the_extension_unpaired(chromium, shield_server):
-    chromium.reset(port=shield_server.port)
-    welcome = chromium.context.new_page()
-    welcome.goto(chromium.extension_url("welcome/welcome.html"))
-    welcome.wait_for_selector("#connect", state="visible", timeout=15000)
-    with chromium.context.expect_page(timeout=15000) as opened:
-        welcome.click("#connect")
-    connect = opened.value
+    welcome, connect = press_connect(chromium, shield_server)
     connect.click("text=Refuse", timeout=15000)
     welcome.wait_for_selector("#result.error", timeout=20000)
     assert not chromium.storage()["settings"].get("token")
