@@ -245,7 +245,7 @@ def test_french_spinner_and_download_all(shield_server, browser):
         page.route("**/v1/protect*", lambda route: held.append(route))  # hold the first answer to see the page wait for it
         page.goto(f"{shield_server.base_url}/")
         assert "métadonnées" in page.locator("header p").inner_text()
-        assert page.locator("#drop strong").inner_text() == "Déposez des photos ici"
+        assert page.locator("#drop strong").inner_text() == "Déposez des photos ou des vidéos ici"
         scene, _ = missed_face_scene()
         photo = encode(scene, "PNG")
         page.set_input_files("#picker", files=[{"name": "a.png", "mimeType": "image/png", "buffer": photo},
