@@ -142,8 +142,9 @@
   }
 
   /**
-   * Runs one clip. `helpers` comes from the worker: load settings, tell covered sites, judge the file
-   * (`decide(file, state)` answers for a video that does not go to the server), remember outputs.
+   * Runs one clip. `helpers` comes from the worker: `blocked(reason, state, detail)`,
+   * `decideUnprotectable(file, state, videoAction?)` for a video the server will not protect, and
+   * `rememberVideo(bytes)` so that the protected clip is not protected again.
    */
   async function run(transfer, start, sender, helpers) {
     const state = await PhotoShieldSettings.load();
