@@ -1,6 +1,7 @@
 """Files that are not photos, in real headless Chromium with the real extension: videos (recognised by their
-bytes, whatever their name) are blocked on a locked profile and asked about otherwise; documents follow the
-`otherFileAction` setting. Judged by what the loopback test site received.
+bytes, whatever their name) that the settings keep from the server (`videoAction` ask or block) are blocked
+on a locked profile and asked about otherwise; documents follow the `otherFileAction` setting. Judged by
+what the loopback test site received. Videos the server protects: tests/test_extension_video.py.
 """
 
 import os
@@ -58,28 +59,30 @@ def open_page(browser, site, settings, locked=False):
     ("notes.txt", "text/plain", mp4_bytes),
 ], ids=["mp4", "webm-named-jpg", "mp4-named-txt"])
 def test_video_is_blocked_on_a_locked_profile(browser, site, shield_server, tmp_path, name, mime, make):
-    page = open_page(browser, site, paired(shield_server), locked=True)
+    page = open_page(browser, site, paired(shield_server, videoAction="ask"), locked=True)
     page.set_input_files("#js-input", files=[{"name": name, "mimeType": mime, "buffer": make()}])
     text = expect_blocked(page, site, "video_blocked")
-    assert "cannot protect videos yet" in text
+    assert "it was not protected" in text
     assert notice(page).locator("button[data-choice=original]").count() == 0
     assert page.evaluate("document.getElementById('js-input').files.length") == 0
     page.close()
 
 
-def test_video_locked_by_policy_alone_is_blocked(browser):
+def test_videos_are_protected_by_default_locked_or_not(browser):
     resolved = browser.worker.evaluate("() => PhotoShieldSettings.resolve({}, { lockedProfile: true }, null)")
-    assert resolved["settings"]["videoAction"] == "block"
-    assert browser.worker.evaluate("() => PhotoShieldSettings.resolve({}, {}, null)")["settings"]["videoAction"] == "ask"
+    assert resolved["settings"]["videoAction"] == "protect"
+    assert browser.worker.evaluate("() => PhotoShieldSettings.resolve({}, {}, null)")["settings"]["videoAction"] == "protect"
+    policy = browser.worker.evaluate("() => PhotoShieldSettings.resolve({ videoAction: 'protect' }, { videoAction: 'block' }, null)")
+    assert policy["settings"]["videoAction"] == "block" and "videoAction" in policy["managedKeys"]
 
 
 @pytest.mark.parametrize("answer", ["original", "dismiss"])
 def test_video_is_asked_about_on_an_unlocked_profile(browser, site, shield_server, tmp_path, answer):
     video = webm_bytes()
-    page = open_page(browser, site, paired(shield_server))
+    page = open_page(browser, site, paired(shield_server, videoAction="ask"))
     page.set_input_files("#js-input", write_file(tmp_path, "party.webm", video))
     text = expect_blocked(page, site, "video_ask")
-    assert "cannot protect videos yet" in text
+    assert "it was not protected" in text
     notice(page).locator(f"button[data-choice={answer}]:enabled").click()
     if answer == "original":
         (sent,) = only_upload(site).files()
@@ -91,7 +94,7 @@ def test_video_is_asked_about_on_an_unlocked_profile(browser, site, shield_serve
 
 def test_video_the_page_uploads_itself_is_asked_about(browser, site, shield_server):
     # A body with no declared type reaches the worker through the page-world network hooks.
-    page = open_page(browser, site, paired(shield_server))
+    page = open_page(browser, site, paired(shield_server, videoAction="ask"))
     page_upload(page, "fetch-blob", mp4_bytes(), "", "clip")
     expect_blocked(page, site, "video_ask")
     notice(page).locator("button[data-choice=dismiss]").click()
@@ -131,7 +134,7 @@ def test_documents_asked_about_by_the_setting(browser, site, shield_server, tmp_
 
 
 def test_unanswered_question_means_do_not_send(browser, site, shield_server, tmp_path):
-    page = open_page(browser, site, paired(shield_server))
+    page = open_page(browser, site, paired(shield_server, videoAction="ask"))
     page.set_input_files("#js-input", write_file(tmp_path, "party.webm", webm_bytes()))
     expect_blocked(page, site, "video_ask")
     # Two minutes pass in the page's virtual time (every world of the page, the notice's too).

@@ -1,6 +1,6 @@
 """The extension in Firefox ESR (Debian's firefox-esr, driven by npm puppeteer-core through tests/firefox/):
-the core upload paths protected when paired, blocked with a notice when the server is stopped, videos
-blocked on a locked profile, and withdrawn site access shown on the toolbar badge and in the extension's pages.
+the core upload paths protected when paired, blocked with a notice when the server is stopped, a real clip
+protected through the server's video jobs, videos kept from the server blocked on a locked profile, and withdrawn site access shown on the toolbar badge and in the extension's pages.
 All scenarios run in one Firefox (its start is the slow part); each has its own loopback test site.
 """
 
@@ -16,6 +16,8 @@ from browser import UploadSite
 from firefox.driver import firefox_available, run_scenarios
 from test_extension import ASTRONAUT, assert_protected, astronaut_png, closed_port, paired
 from test_extension_files import webm_bytes
+from test_video import assert_every_face_replaced
+from videos import GPS, make_clip
 
 pytestmark = pytest.mark.skipif(not firefox_available() and not os.environ.get("SHIELD_REQUIRE_BROWSER"),
                                 reason="needs /usr/bin/firefox-esr, node and npm puppeteer-core (scripts/test.sh)")
@@ -38,7 +40,7 @@ def status_is(prefix: str) -> str:
     return f"document.getElementById('status').textContent.startsWith('{prefix}')"
 
 
-def scenarios(shield, sites, video_path):
+def scenarios(shield, sites, video_path, clip_path):
     stopped = {"port": closed_port(), "token": "x"}
     return {
         "input": (paired(shield), [
@@ -71,13 +73,18 @@ def scenarios(shield, sites, video_path):
             {"answerNotice": "dismiss"},
             {"waitFor": status_is("error:fetch-formdata")},
         ]),
-        "locked-video": (paired(shield), [
+        "protected-video": (paired(shield), [
+            {"goto": sites["protected-video"].origin + "/"},
+            {"upload": "#js-input", "files": [clip_path]},
+            {"waitFor": status_is("uploaded:input"), "timeoutMs": 90000},
+        ]),
+        "locked-video": (paired(shield, videoAction="ask"), [
             {"extension": "chrome.runtime.sendMessage({ type: 'setPin', newPin: '2468' })"},
             {"goto": sites["locked-video"].origin + "/"},
             {"upload": "#js-input", "files": [video_path]},
             {"notice": True},
         ]),
-        "asked-video": (paired(shield), [
+        "asked-video": (paired(shield, videoAction="ask"), [
             {"goto": sites["asked-video"].origin + "/"},
             {"upload": "#js-input", "files": [video_path]},
             {"notice": True},
@@ -119,13 +126,15 @@ def firefox(shield_server, tmp_path_factory):
     """Runs every scenario once; each test reads its own: (step results, what its site received)."""
     video = tmp_path_factory.mktemp("firefox") / "party.webm"
     video.write_bytes(VIDEO)
-    names = ["input", "form", "fetch", "stopped-input", "stopped-fetch", "locked-video", "asked-video",
-             "review", "access-withdrawn"]
+    clip = video.with_name("clip.mp4")
+    truth = make_clip(clip)
+    names = ["input", "form", "fetch", "stopped-input", "stopped-fetch", "protected-video", "locked-video",
+             "asked-video", "review", "access-withdrawn"]
     sites = {name: UploadSite() for name in names}
     try:
-        plan = scenarios(shield_server, sites, str(video))
+        plan = scenarios(shield_server, sites, str(video), str(clip))
         results = run_scenarios([{"settings": plan[name][0], "steps": plan[name][1]} for name in names], timeout=240)
-        yield {name: (result, sites[name]) for name, result in zip(names, results)}
+        yield {name: (result, sites[name]) for name, result in zip(names, results)} | {"clip-truth": truth}
     finally:
         for site in sites.values():
             site.stop()
@@ -157,12 +166,22 @@ def test_stopped_server_blocks_with_a_notice_in_firefox(firefox, name):
     assert site.uploads == []
 
 
+def test_video_protected_through_the_server_in_firefox(firefox, tmp_path):
+    results, site = firefox["protected-video"]
+    no_errors(results)
+    (sent,) = site.wait_for_uploads(1, timeout=5)[0].files()
+    assert sent.filename == "clip.mp4" and sent.content_type == "video/mp4" and GPS.encode() not in sent.data
+    received = tmp_path / "received.mp4"
+    received.write_bytes(sent.data)
+    assert_every_face_replaced(received, firefox["clip-truth"])
+
+
 def test_video_is_blocked_on_a_locked_profile_in_firefox(firefox):
     results, site = firefox["locked-video"]
     no_errors(results)
     assert results[0] == {"ok": True}
     shown = results[3]
-    assert shown["reason"] == "video_blocked" and "cannot protect videos yet" in shown["text"]
+    assert shown["reason"] == "video_blocked" and "it was not protected" in shown["text"]
     assert [b["choice"] for b in shown["buttons"]] == ["dismiss"]
     assert site.uploads == []
 

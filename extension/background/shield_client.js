@@ -147,5 +147,8 @@
     return jsonFrom(response, body);
   }
 
-  global.PhotoShieldClient = { protectImage, health, openPairing, collectPairing, ShieldFailure };
+  global.PhotoShieldClient = {
+    protectImage, health, openPairing, collectPairing, ShieldFailure,
+    call, checkIdentity, failureFrom, // for the video jobs (video_jobs.js)
+  };
 })(globalThis);

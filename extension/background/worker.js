@@ -3,7 +3,7 @@
 if (typeof importScripts === 'function') {
   // Chromium runs this file as a service worker; Firefox loads the same files from background.scripts.
   importScripts('../common/bytes.js', '../common/settings.js', '../common/pin.js', '../common/image_types.js',
-    '../common/file_kinds.js', 'shield_client.js', 'pin_guard.js', 'status.js', 'pairing.js');
+    '../common/file_kinds.js', 'shield_client.js', 'pin_guard.js', 'status.js', 'pairing.js', 'video_jobs.js');
 }
 
 (function () {
@@ -108,9 +108,9 @@ if (typeof importScripts === 'function') {
     };
   }
 
-  /** Videos and other files: nothing can protect them, so the settings say pass, ask or block. */
-  async function decideUnprotectable(file, state) {
-    const action = file.kind === 'video' ? state.settings.videoAction : state.settings.otherFileAction;
+  /** Videos the server does not protect, and other files: the settings say pass, ask or block. */
+  async function decideUnprotectable(file, state, videoAction = state.settings.videoAction) {
+    const action = file.kind === 'video' ? videoAction : state.settings.otherFileAction;
     if (action === 'allow') return { action: 'pass' };
     const prefix = file.kind === 'video' ? 'video' : 'file';
     // Only a person at an unlocked profile may say yes; a locked profile blocks what it would ask about.
@@ -153,6 +153,23 @@ if (typeof importScripts === 'function') {
     };
   }
 
+  /** A video the server will protect: the content side sends it over a port (video_jobs.js). */
+  async function routeVideo(file, state) {
+    await outputsRestored;
+    const identity = await identityOf(file);
+    if (protectedOutputs.has(identity)) return { action: 'already' };
+    if (!state.locked && takeAllowance(identity)) return { action: 'pass' };
+    return { action: 'video_job' };
+  }
+
+  PhotoShieldVideoJobs.listen({
+    blocked,
+    decideUnprotectable,
+    rememberVideo: async (bytes) => rememberOutput(await identityOf({
+      kind: 'video', size: bytes.length, head: bytes.subarray(0, PhotoShieldFileKinds.HEAD_BYTES),
+    })),
+  });
+
   async function protect(message, sender) {
     const state = await PhotoShieldSettings.load();
     const { settings } = state;
@@ -164,6 +181,7 @@ if (typeof importScripts === 'function') {
     } catch (_) {
       return blocked('extension_error', state, 'file could not be read');
     }
+    if (file.kind === 'video' && PhotoShieldVideoJobs.wanted(settings)) return routeVideo(file, state);
     if (file.kind !== 'image') return decideUnprotectable(file, state);
     if (!file.data) return { action: 'need_data' };
     const bytes = file.data;

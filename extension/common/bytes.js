@@ -27,5 +27,15 @@
     return bytes;
   }
 
-  global.PhotoShieldBytes = { toHex, fromHex, toBase64, fromBase64 };
+  /** A Blob's bytes as base64 (content scripts: runtime messages cannot carry an ArrayBuffer in Chromium). */
+  function blobToBase64(blob) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(String(reader.result).replace(/^data:[^,]*,/, ''));
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(blob);
+    });
+  }
+
+  global.PhotoShieldBytes = { toHex, fromHex, toBase64, fromBase64, blobToBase64 };
 })(globalThis);

@@ -22,8 +22,9 @@
     reviewAddRegions: { type: 'boolean', default: true },
     reviewUntick: { type: 'boolean', default: true, lockedDefault: false },
     timeoutSeconds: { type: 'number', default: 20, min: 1, max: 120 },
-    // Nothing protects a video yet: ask before sending one as it is (a locked profile never may).
-    videoAction: { type: 'enum', default: 'ask', lockedDefault: 'block', values: ['ask', 'block'] },
+    // Videos go through the server's video jobs; 'ask' (a locked profile blocks instead) and 'block' are
+    // for people who want no video to leave, even protected.
+    videoAction: { type: 'enum', default: 'protect', values: ['protect', 'ask', 'block'] },
     // Documents, audio, archives and every other file that is neither a photo nor a video.
     otherFileAction: { type: 'enum', default: 'allow', values: ['allow', 'ask', 'block'] },
   };

@@ -22,14 +22,7 @@
 
   // ---- talking to the service worker -----------------------------------------------------------
 
-  function blobToBase64(blob) {
-    return new Promise((resolve, reject) => {
-      const reader = new FileReader();
-      reader.onload = () => resolve(String(reader.result).replace(/^data:[^,]*,/, ''));
-      reader.onerror = () => reject(reader.error);
-      reader.readAsDataURL(blob);
-    });
-  }
+  const { blobToBase64 } = PhotoShieldBytes;
 
   async function askWorker(message) {
     const answer = await chrome.runtime.sendMessage(message);
@@ -49,10 +42,12 @@
       data = await blobToBase64(file);
       answer = await askWorker({ type: 'protect', ...described, data });
     }
+    if (answer.action === 'video_job') answer = await PhotoShieldVideoTransfer.protect(file, described, data || head);
     // Review: the dialog answers with the worker's last word (the protected file, cancelled, or blocked).
     if (answer.action === 'review') answer = await PhotoShieldNotice.review(file.name, answer);
     if (answer.action === 'cancelled') return null;
     if (answer.action === 'pass' || answer.action === 'already') return file;
+    if (answer.action === 'protected' && answer.file) return answer.file; // a protected video
     if (answer.action === 'protected') {
       return new File([PhotoShieldBytes.fromBase64(answer.data)], answer.name,
         { type: answer.type, lastModified: Date.now() });

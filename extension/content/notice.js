@@ -84,7 +84,7 @@
   const REASONS = ['server_unreachable', 'timeout', 'not_paired', 'forbidden', 'too_large', 'unsupported',
     'undecodable', 'busy', 'bad_request', 'faces_found', 'unexpected_answer', 'not_photo_shield', 'server_error',
     'extension_error', 'not_protected_yet', 'video_blocked', 'video_ask', 'file_blocked', 'file_ask',
-    'photo_in_pieces', 'review_refused', 'review_expired'];
+    'photo_in_pieces', 'review_refused', 'review_expired', 'video_failed', 'video_cancelled'];
   // Questions about files nothing can protect (videos...): unanswered, the answer is no.
   const QUESTIONS = ['video_ask', 'file_ask'];
   const QUESTION_EXPIRES_MS = 120000;
@@ -107,6 +107,25 @@
     const buttons = [{ label: t('buttonDismiss'), value: 'dismiss', primary: true }];
     if (canUploadOriginal) buttons.push({ label: t('buttonUploadOriginal'), value: 'original', armAfterMs: 1000 });
     return showPanel(panel, buttons);
+  }
+
+  /** A video on its way through the server: {update(phase, share), close(), cancelled} where
+   *  `cancelled` resolves when the person clicks Cancel. */
+  function showProgress(fileName) {
+    const panel = element('div', { class: 'panel', role: 'status', 'data-kind': 'progress' });
+    panel.append(element('h2', {}, t('videoProgressTitle')));
+    const line = element('p', { class: 'progress' }, t('videoProgress_upload', ['0']));
+    panel.append(line);
+    if (fileName) panel.append(element('p', { class: 'file' }, t('noticeFile', [fileName])));
+    const cancelled = showPanel(panel, [{ label: t('buttonCancel'), value: 'cancel' }]);
+    return {
+      update(phase, share) {
+        const percent = String(Math.max(0, Math.min(100, Math.floor(Number(share) * 100) || 0)));
+        line.textContent = t(phase === 'upload' ? 'videoProgress_upload' : 'videoProgress_protect', [percent]);
+      },
+      close() { panel.remove(); },
+      cancelled,
+    };
   }
 
   // ---- review ----------------------------------------------------------------------------------
@@ -226,5 +245,5 @@
     });
   }
 
-  global.PhotoShieldNotice = { showBlocked, review };
+  global.PhotoShieldNotice = { showBlocked, review, showProgress };
 })(globalThis);
