@@ -791,3 +791,67 @@ def test_french_interface(browsers, site):
     assert options.inner_text("h1") == "Options de Photo Shield"
     for tab in (page, options):
         tab.close()
+
+
+class BusyOnceServer:
+    """In front of the real server: proves the pairing token, answers the first photo 429 with Retry-After,
+    and hands every later request to the real server unchanged (so what the site gets is its output)."""
+
+    def __init__(self, shield):
+        self.busy_answers = 0
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def relay(self, method):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if method == "POST" and self.path.startswith("/v1/protect") and front.busy_answers == 0:
+                    front.busy_answers += 1
+                    answer = b'{"error": "busy", "message": "Too many photos at once."}'
+                    self.send_response(429)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "origin")}
+                reply = shield.request(method, self.path, body=body, headers=headers, token=False)
+                self.send_response(reply.status)
+                for name in ("Content-Type", "X-Shield-Report", "Access-Control-Allow-Origin",
+                             "Access-Control-Expose-Headers"):
+                    if reply.headers.get(name):
+                        self.send_header(name, reply.headers[name])
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            def do_GET(self):
+                self.relay("GET")
+
+            def do_POST(self):
+                self.relay("POST")
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_a_busy_server_is_asked_again_before_the_deadline(browser, site, shield):
+    front = BusyOnceServer(shield)
+    try:
+        page = open_site(browser, site, {**paired(shield), "port": front.port})
+        page.set_input_files("#js-input", ASTRONAUT)
+        upload = only_upload(site)
+        assert front.busy_answers == 1  # the first answer really was "busy"
+        assert_protected(upload.files()[0].data)
+        page.close()
+    finally:
+        front.stop()

@@ -71,6 +71,15 @@
     }
   }
 
+  /** A busy server (429/503) says when to come back (Retry-After); the photo tries again if that is still
+   *  before the deadline, else the busy answer stands (and the upload is blocked). */
+  function busyWait(response, deadline) {
+    if (response.status !== 429 && response.status !== 503) return null;
+    const seconds = Number(response.headers.get('Retry-After'));
+    const wait = (Number.isFinite(seconds) && seconds > 0 ? seconds : 1) * 1000;
+    return Date.now() + wait < deadline ? wait : null;
+  }
+
   function failureFrom(response, body) {
     let detail = '';
     try { detail = JSON.parse(new TextDecoder().decode(body)).message || ''; } catch (_) { /* not JSON */ }
@@ -99,11 +108,17 @@
     }
     const deadline = deadlineFor(settings);
     await checkIdentity(settings, deadline);
-    const { response, body } = await call(settings, `/v1/protect?${query}`, {
-      method: 'POST',
-      headers: { 'Content-Type': contentType || 'application/octet-stream' },
-      body: bytes,
-    }, { deadline });
+    let response, body;
+    for (;;) {
+      ({ response, body } = await call(settings, `/v1/protect?${query}`, {
+        method: 'POST',
+        headers: { 'Content-Type': contentType || 'application/octet-stream' },
+        body: bytes,
+      }, { deadline }));
+      const wait = busyWait(response, deadline);
+      if (wait === null) break;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
     if (response.status !== 200) throw failureFrom(response, body);
     const type = (response.headers.get('Content-Type') || '').split(';')[0].trim().toLowerCase();
     const report = parseReport(response.headers.get('X-Shield-Report'));
