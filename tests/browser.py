@@ -64,6 +64,19 @@ def parse_multipart(content_type: str, body: bytes) -> list[Part]:
     return parts
 
 
+class LoopbackServer:
+    """A stand-in server for one test: `handler` served on 127.0.0.1 (any free port) from a thread."""
+
+    def __init__(self, handler):
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+
 class UploadSite:
     """Serves tests/e2e_site on 127.0.0.1 and records every POST to /upload."""
 

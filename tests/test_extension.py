@@ -20,8 +20,8 @@ import pytest
 import skimage
 from PIL import Image
 
-from browser import (EXTENSION_ID, ExtensionBrowser, UploadSite, chromium_available, drop_file, paste_image,
-                     self_signed_certificate, start_shield)
+from browser import (EXTENSION_ID, ExtensionBrowser, LoopbackServer, UploadSite, chromium_available, drop_file,
+                     paste_image, self_signed_certificate, start_shield)
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
 
@@ -469,7 +469,7 @@ def test_slow_server_blocks_upload(browser, site):
         silent.close()
 
 
-class FakeShield:
+class FakeShield(LoopbackServer):
     """A loopback stand-in that answers like a broken server would (the real one is used everywhere else).
     It proves knowledge of `token` on /v1/identify; an impostor does not know the token."""
 
@@ -505,13 +505,7 @@ class FakeShield:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
 def test_answer_without_report_blocks_upload(browser, site):
@@ -793,7 +787,7 @@ def test_french_interface(browsers, site):
         tab.close()
 
 
-class BusyOnceServer:
+class BusyOnceServer(LoopbackServer):
     """In front of the real server: proves the pairing token, answers the first photo 429 with Retry-After,
     and hands every later request to the real server unchanged (so what the site gets is its output)."""
 
@@ -835,13 +829,7 @@ class BusyOnceServer:
             def do_POST(self):
                 self.relay("POST")
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
 
 
 def test_a_busy_server_is_asked_again_before_the_deadline(browser, site, shield):

@@ -8,13 +8,12 @@ import hmac
 import http.server
 import json
 import socket
-import threading
 import urllib.parse
 
 import av
 import pytest
 
-from browser import chromium_available
+from browser import LoopbackServer, chromium_available
 from test_extension import assert_nothing_uploaded, notice, only_upload, paired, site  # noqa: F401
 from test_extension_files import browser, mp4_bytes, open_page  # noqa: F401 (browser: fixture)
 from test_video import assert_every_face_replaced
@@ -101,7 +100,7 @@ def test_server_stopped_blocks_the_video(browser, site, clip, locked):
     page.close()
 
 
-class OldServer:
+class OldServer(LoopbackServer):
     """A Photo Shield from before video jobs: it proves the pairing token, and has no /v1/video (404)."""
 
     def __init__(self, token: str):
@@ -133,13 +132,7 @@ class OldServer:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.answer(404, {"error": "not_found"})
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.mark.parametrize("locked", [False, True], ids=["unlocked", "locked"])
