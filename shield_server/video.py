@@ -4,10 +4,11 @@ protect_video(source, target, options) decodes with PyAV (FFmpeg's libraries, bu
 docs/VIDEO.md), turns each frame upright by the stored display matrix, finds faces, fills them with
 redact.py's fills and encodes H.264 + AAC into a fresh MP4 that carries none of the source's metadata.
 
-Across time (docs/VIDEO.md, docs/BENCHMARKS.md): the full detector runs on every DETECT_EVERY-th frame,
-and on both sides of every scene cut. Each frame is then covered by the detections of every detection
-frame within HOLD frames of it (same scene only), each grown with its distance in time, plus the path
-between matched faces of the detection frames around it. So a window of HOLD frames is buffered: memory
+Across time (docs/VIDEO.md, docs/BENCHMARKS.md): the detector runs on every DETECT_EVERY-th frame, and
+on both sides of every scene cut. Each frame is then covered by the detections of every detection frame
+within HOLD frames of it (same scene only), each moved along the camera's motion and grown with its
+distance in time, plus the path between matched faces of the detection frames around it, plus the last
+sighting of any face not found again since (LOST_HOLD). So a window of HOLD frames is buffered: memory
 stays bounded whatever the clip's length.
 """
 
@@ -35,11 +36,26 @@ MAX_SECONDS = 600.0
 MAX_PIXELS = 4096 * 2304  # 4K UHD and DCI 4K
 MAX_FPS = 240
 DETECT_EVERY = 3
+# The photo detector's fine pass (1.5x, there for faces under ~20 px) is ~80% of a detection frame's time.
+# It runs on every FINE_EVERY-th detection frame and on both sides of a scene cut; the detection frames
+# between scan at LIGHT_UPSCALE instead. Small faces are far away and move few pixels, so the held boxes
+# cover them between fine frames; larger faces are found at every detection frame.
+FINE_EVERY = 2
+LIGHT_UPSCALE = 1.0
 HOLD = 6  # >= DETECT_EVERY: each frame sees the detection frames before and after it, and more
+# A face not found again at a later detection frame (turning, covered, leaving) is held forward from its
+# last sighting LOST_HOLD frames; one last seen at the frame's edge (within EDGE of it, as a share of the
+# frame's short side) EDGE_LOST_HOLD frames, moving with the camera: once the frame's edge cuts its top or
+# side off, the detector no longer finds a face the viewer still sees part of. Forward only: no more
+# frames are buffered.
+LOST_HOLD = 12
+EDGE_LOST_HOLD = 24
+EDGE = 0.02
 # A held box follows the camera's motion, and grows by this fraction of its size per frame of distance
 # for the face's own motion; where the camera's motion is unknown it grows faster.
 GROW_PER_FRAME = 0.04
 GROW_PER_FRAME_UNTRACKED = 0.1
+MAX_GROW = 0.6
 MOTION_WIDTH = 320  # camera motion is estimated on frames scaled to this width
 MOTION_MIN_POINTS = 12
 MATCH_DISTANCE = 1.5  # faces of two detection frames match when their centres are this many sizes apart
@@ -175,7 +191,7 @@ class _Transcoder:
         self.video = _video_stream(clip)
         self.audio = (clip.streams.audio[0] if options.audio and clip.streams.audio else None)
         self._check_limits()
-        self.detector = _video_detector()
+        self.detector, self.light_detector = _video_detectors()
         self.motion: dict[int, np.ndarray | None] = {}  # frame index -> camera motion from the frame before
         self.previous_small = None
         self.window: deque[_Frame] = deque()  # decoded frames not yet written
@@ -303,21 +319,21 @@ class _Transcoder:
             self.scene += 1
             self.cuts += 1
             if len(self.window) >= 2:
-                self._detect(self.window[-2])  # the last frame of the old scene
-            self._detect(item)
+                self._detect(self.window[-2], fine=True)  # the last frame of the old scene
+            self._detect(item, fine=True)
         self.previous_thumb = thumb.astype(np.int16)
         self.scene_of[index] = self.scene
         if index % DETECT_EVERY == 0:
-            self._detect(item)
+            self._detect(item, fine=index % (DETECT_EVERY * FINE_EVERY) == 0)
         while self.window and self.window[0].index + HOLD < self.decoded:
             self._write_oldest()
 
-    def _detect(self, item: "_Frame") -> None:
+    def _detect(self, item: "_Frame", fine: bool) -> None:
         if item.index in self.detections_done:
             return
         from shield_server.pipeline import _find_faces  # the photo path's detector lock and box clipping
 
-        faces = _find_faces([item.rgb], self.detector)
+        faces = _find_faces([item.rgb], self.detector if fine else self.light_detector)
         self.detections[item.index] = [face.box for face in faces]
         self.detections_done.add(item.index)
         self.faces_max = max(self.faces_max, len(faces))
@@ -327,9 +343,8 @@ class _Transcoder:
         nearby = [d for d in self.detections if abs(d - index) <= HOLD and self.scene_of.get(d) == scene]
         boxes = []
         for d in nearby:
-            motion = self._motion_between(d, index)
-            grow = (GROW_PER_FRAME if motion is not None else GROW_PER_FRAME_UNTRACKED) * abs(d - index)
-            boxes += [_grow(_moved(box, motion), grow) for box in self.detections[d]]
+            boxes += self._held(self.detections[d], d, index)
+        boxes += self._held(self._lost_faces(index), None, index)
         before = [d for d in nearby if d <= index]
         after = [d for d in nearby if d >= index]
         if before and after and max(before) != min(after):
@@ -338,6 +353,36 @@ class _Transcoder:
             for a, b in _matches(self.detections[start], self.detections[end]):
                 boxes.append(tuple(pa + (pb - pa) * share for pa, pb in zip(a, b)))
         return boxes
+
+    def _held(self, faces, found_at: int | None, index: int) -> list[tuple]:
+        """Boxes found at frame found_at (or (box, frame) pairs when None), moved to frame index along the
+        camera's motion and grown with the distance in time."""
+        pairs = [(box, found_at) for box in faces] if found_at is not None else faces
+        held = []
+        for box, d in pairs:
+            motion = self._motion_between(d, index)
+            grow = (GROW_PER_FRAME if motion is not None else GROW_PER_FRAME_UNTRACKED) * abs(d - index)
+            held.append(_grow(_moved(box, motion), min(grow, MAX_GROW)))
+        return held
+
+    def _lost_faces(self, index: int) -> list[tuple[tuple, int]]:
+        """(box, frame) of the faces last found over HOLD frames before frame index (but within LOST_HOLD, or
+        EDGE_LOST_HOLD at the frame's edge), in its scene, and not found again at any detection frame since."""
+        scene = self.scene_of[index]
+        height, width = self.out_shape
+        edge = EDGE * min(width, height)
+        lost = []
+        for d in self.detections:
+            if not HOLD < index - d <= max(LOST_HOLD, EDGE_LOST_HOLD) or self.scene_of.get(d) != scene:
+                continue
+            later = [k for k in self.detections if d < k <= index]
+            for box in self.detections[d]:
+                at_edge = min(box[0], box[1], width - box[2], height - box[3]) <= edge
+                if index - d > (EDGE_LOST_HOLD if at_edge else LOST_HOLD):
+                    continue
+                if not any(_matches([_moved(box, self._motion_between(d, k))], self.detections[k]) for k in later):
+                    lost.append((box, d))
+        return lost
 
     def _motion_between(self, start: int, end: int) -> np.ndarray | None:
         """The camera's motion from frame start to frame end (3x3), or None where a step is unknown."""
@@ -367,10 +412,11 @@ class _Transcoder:
         for packet in self.video_out.encode(frame):
             self.output.mux(packet)
         self.written += 1
-        for old in [d for d in self.detections if d < item.index - HOLD]:
+        kept = max(HOLD, LOST_HOLD, EDGE_LOST_HOLD)
+        for old in [d for d in self.detections if d < item.index - kept]:
             del self.detections[old]
-        self.scene_of.pop(item.index - HOLD - 1, None)
-        self.motion.pop(item.index - HOLD, None)
+        self.scene_of.pop(item.index - kept - 1, None)
+        self.motion.pop(item.index - kept, None)
         self.progress(self.written, max(self.expected_frames, self.written))
 
     def _take_audio(self, frame) -> None:
@@ -416,20 +462,25 @@ def _video_stream(clip):
     raise UndecodableVideo("The file has no video stream.")
 
 
-def _video_detector():
-    """The photo detector plus a pass at 0.3x: a face filling most of a video frame (a selfie) is too large
-    for the photo passes at 720p and above. The copy shares the model's session.
+def _video_detectors():
+    """(fine, light): the photo detector plus a pass at 0.3x, for a face filling most of a video frame (a
+    selfie), too large for the photo passes at 720p and above; the light one has its fine pass at
+    LIGHT_UPSCALE. Both share the model's session.
     The fine pass is the photo pass without its mirror check (threshold 0.2, as in detection round 2): the
-    video results in docs/BENCHMARKS.md were measured that way, holding across frames covers a weak frame,
-    and the mirror check's ~30% more detection time would widen the gap to deface's speed."""
+    video results in docs/BENCHMARKS.md were measured that way, and holding across frames covers a weak
+    frame."""
     from shield_server.detect.centerface import DEFAULT_PASSES, CenterFace, Pass
 
     detector = default_detector()
-    if isinstance(detector, CenterFace):
-        detector = copy.copy(detector)
-        fine = dataclasses.replace(DEFAULT_PASSES[0], threshold=0.2, mirror=False)
-        detector.passes = (fine, *DEFAULT_PASSES[1:], Pass(0.3, 0.5, 0.3e6))
-    return detector
+    if not isinstance(detector, CenterFace):
+        return detector, detector
+    versions = []
+    for upscale in (DEFAULT_PASSES[0].upscale, LIGHT_UPSCALE):
+        version = copy.copy(detector)
+        first = dataclasses.replace(DEFAULT_PASSES[0], upscale=upscale, threshold=0.2, mirror=False)
+        version.passes = (first, *DEFAULT_PASSES[1:], Pass(0.3, 0.5, 0.3e6))
+        versions.append(version)
+    return tuple(versions)
 
 
 def _camera_motion(previous: np.ndarray, current: np.ndarray, scale: float) -> np.ndarray | None:

@@ -131,6 +131,29 @@ def test_held_boxes_follow_the_camera(tmp_path, monkeypatch):
     assert_every_face_replaced(out, truth)
 
 
+def test_face_leaving_the_frame_held_after_its_last_sighting(tmp_path, monkeypatch):
+    """The face slides out through the right edge. Cut to a third by the edge it is no longer found (frame
+    18), though a sliver of it is still visible in frames 16-17: the last sighting (frame 12) is held past
+    HOLD (3 here) because no later detection found the face again."""
+    source, out = tmp_path / "exit.mp4", tmp_path / "out.mp4"
+    truth = make_clip(source, frames=24, audio=False, travel=(164, 247))
+    monkeypatch.setattr(video, "DETECT_EVERY", 6)
+    monkeypatch.setattr(video, "HOLD", 3)
+    assert protect_video(source, out, MAGENTA_OPTIONS).detected_frames == 4
+    assert_every_face_replaced(out, truth)
+
+
+def test_face_stopped_at_the_edge_held_while_part_of_it_shows(tmp_path):
+    """The face slides to the right edge and stays there, a quarter of it in view: too little for the
+    detector, which last finds it near frame 14. Its last sighting, at the frame's edge, is held for the
+    rest of the clip (EDGE_LOST_HOLD), not just LOST_HOLD frames."""
+    source, out = tmp_path / "edge.mp4", tmp_path / "out.mp4"
+    truth = make_clip(source, frames=36, audio=False, travel=(150, 226), stop_at=16)
+    assert 36 - 16 > video.LOST_HOLD
+    protect_video(source, out, MAGENTA_OPTIONS)
+    assert_every_face_replaced(out, truth)
+
+
 def test_scene_cut_ends_the_hold(tmp_path, monkeypatch):
     """The face's box is not carried over a hard cut: the frames after it (no face) are left untouched."""
     source, out = tmp_path / "cut.mp4", tmp_path / "out.mp4"
