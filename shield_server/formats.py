@@ -24,7 +24,7 @@ pillow_heif.register_heif_opener()
 DEFAULT_MAX_BYTES = 40_000_000
 DEFAULT_MAX_PIXELS = 50_000_000
 MAX_FRAMES = 500
-BAND_BYTES = 4 << 20  # rows copied at a time from a decoded picture into its array
+BAND_BYTES = 1 << 20  # rows copied at a time from a decoded picture into its array
 
 # check_limits() refuses oversized images from their headers, with the caller's limit and a clear message,
 # before any pixel is decoded. Pillow's own guard (Image.MAX_IMAGE_PIXELS, left at its default) stays on
