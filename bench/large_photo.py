@@ -3,7 +3,8 @@
 
   python bench/large_photo.py                  # 3 and 12 MP synthetic photos (bench/faces_dev.py), each
                                                # through a fresh `shield serve` on loopback: 1 warm-up
-                                               # request, then 5 timed; the server's peak RSS (VmHWM)
+                                               # request, then 5 timed; the server's peak RSS (VmHWM),
+                                               # its RSS when ready and after each photo
   python bench/large_photo.py --in-process     # the same photos through protect() in a fresh process
   python bench/large_photo.py --mp 12 --requests 3
 
@@ -34,10 +35,11 @@ from faces_dev import synthetic_jpeg  # noqa: E402
 QUERY = "/v1/protect?fill=solid&color=FF00FF&format=same"  # the extension's options, magenta for a look
 
 
-def peak_rss_mb(pid: int) -> int:
+def rss_mb(pid: int, key: str = "VmHWM") -> int:
+    """The process's peak (VmHWM) or current (VmRSS) resident memory."""
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return round(int(line.split()[1]) / 1024)
     return 0
 
@@ -56,7 +58,8 @@ def through_server(mp: float, requests: int) -> dict:
     with tempfile.TemporaryDirectory() as config:
         server = start_server(Path(config) / "config")
         try:
-            walls, stages = [], []
+            walls, stages, after = [], [], []
+            ready = rss_mb(server.pid, "VmRSS")
             for i in range(requests + 1):
                 t = time.perf_counter()
                 reply = server.request("POST", QUERY, body=photo, headers={"Content-Type": "image/jpeg"}, timeout=120)
@@ -64,10 +67,12 @@ def through_server(mp: float, requests: int) -> dict:
                 if reply.status != 200 or not reply.body.startswith(b"\xff\xd8\xff"):
                     raise RuntimeError(f"protect failed: {reply!r}\n{server.output_tail()}")
                 report = json.loads(reply.headers["X-Shield-Report"])
+                after.append(rss_mb(server.pid, "VmRSS"))
                 if i:  # the first request is the warm-up
                     walls.append(wall)
                     stages.append(report["timings_ms"])
-            return summary(mp, (w, h), walls, stages, report["faces"], peak_rss_mb(server.pid), len(reply.body))
+            return {**summary(mp, (w, h), walls, stages, report["faces"], rss_mb(server.pid), len(reply.body)),
+                    "ready_rss_mb": ready, "rss_after_each_mb": after}
         finally:
             server.stop()
 
