@@ -170,14 +170,13 @@ def score_masks(recs: list[dict], masks: list[np.ndarray]) -> dict:
 
 # ----------------------------------------------------------------------------------- synthetic photos
 
-def _synthetic_child(mp: float) -> None:
-    """Runs in a fresh process: protect() one synthetic photo of `mp` megapixels; prints JSON."""
+def synthetic_jpeg(mp: float) -> tuple[bytes, int, int]:
+    """A 4:3 JPEG (quality 90) of `mp` megapixels: 6 real faces (scikit-image's astronaut) of 3-18% of the
+    width pasted on a texture; returns (bytes, width, height)."""
     import io
 
     from PIL import Image
     from skimage import data as skdata
-
-    from shield_server.pipeline import ProtectOptions, protect
 
     w = int(round(np.sqrt(mp * 1e6 * 4 / 3)))
     h = int(round(w * 3 / 4))
@@ -191,10 +190,18 @@ def _synthetic_child(mp: float) -> None:
         base[y:y + s, x:x + s] = f
     buf = io.BytesIO()
     Image.fromarray(base).save(buf, "JPEG", quality=90)
+    return buf.getvalue(), w, h
+
+
+def _synthetic_child(mp: float) -> None:
+    """Runs in a fresh process: protect() one synthetic photo of `mp` megapixels; prints JSON."""
+    from shield_server.pipeline import ProtectOptions, protect
+
+    photo, w, h = synthetic_jpeg(mp)
     options = ProtectOptions(fill="solid", color=(255, 0, 255), format="png")
-    protect(buf.getvalue(), options)  # warm-up: model loading is not per photo
+    protect(photo, options)  # warm-up: model loading is not per photo
     t = time.perf_counter()
-    result = protect(buf.getvalue(), options)
+    result = protect(photo, options)
     elapsed = time.perf_counter() - t
     print(json.dumps({"mp": mp, "size": [w, h], "seconds": round(elapsed, 3), "faces": len(result.faces),
                       "timings_ms": result.timings_ms,

@@ -1,6 +1,10 @@
 """Formats, orientation, metadata and hostile input, through protect() with real photos."""
 
 import io
+import json
+import os
+import subprocess
+import sys
 import struct
 import zlib
 
@@ -337,3 +341,39 @@ def test_error_messages_name_no_memory_address(data):
     message = caught.value.message
     assert "0x" not in message and " at " not in message and "<" not in message, message
     assert len(message) > 20
+
+
+# In a fresh process: decode the photo named on the command line, print [peak RSS growth, array bytes].
+_DECODE_PEAK = """
+import json, sys
+from shield_server import formats
+data = open(sys.argv[1], "rb").read()
+def status(key):
+    with open("/proc/self/status") as lines:
+        return next(int(line.split()[1]) * 1024 for line in lines if line.startswith(key))
+open("/proc/self/clear_refs", "w").write("5")  # resets the peak (VmHWM) to the current RSS
+before = status("VmRSS")
+pixels = formats.decode(data).frames[0]
+print(json.dumps([status("VmHWM") - before, pixels.nbytes]))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="peak memory is read from Linux's /proc")
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_large_photo_is_decoded_without_extra_full_size_copies(tmp_path, orientation):
+    """Decoding holds Pillow's picture (4 bytes a pixel) and the array (3), plus one turned picture for a
+    rotated photo: at most 3.2x the array. Orientation, colour conversion and numpy's own conversion used
+    to add a whole-photo copy each (4.7x on a 12 MP photo), all of it on top of the server's peak."""
+    rng = np.random.default_rng(orientation)
+    stored = np.repeat(rng.integers(0, 256, (1000, 750, 3), dtype=np.uint8), 2, axis=1)  # 1500 x 1000 stored
+    stored = np.repeat(np.repeat(stored, 2, axis=0), 2, axis=1)  # 3000 x 2000: 6 MP
+    photo = tmp_path / "large.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(photo, quality=85, exif=exif.tobytes())
+    run = subprocess.run([sys.executable, "-c", _DECODE_PEAK, str(photo)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    growth, array_bytes = json.loads(run.stdout)
+    assert array_bytes == 6_000_000 * 3
+    assert growth < 3.2 * array_bytes, f"decoding took {growth / array_bytes:.1f}x the array's size"

@@ -5,6 +5,7 @@ that declare huge later frames, pages or pictures: refused, the server's memory 
 import contextlib
 import io
 import json
+import os
 import threading
 import time
 from collections import Counter
@@ -162,3 +163,27 @@ def test_files_declaring_huge_later_frames_are_refused_with_memory_bounded(serve
     for reply in replies:
         assert reply.status == 413 and reply.json()["error"] == "too_large", reply
     assert server.alive() and server.request("GET", "/v1/health").status == 200
+
+
+def _maps_mediapipe(pid: int) -> bool:
+    with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as maps:
+        return "mediapipe" in maps.read()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="the server's libraries are read from Linux's /proc")
+def test_whole_person_models_load_with_the_first_people_photo(tmp_path):
+    """A server that only protects faces, the default, never holds whole-person mode's models (MediaPipe,
+    ~170 MB of its memory); the first people-mode photo loads them and is protected."""
+    server = start_server(tmp_path / "config")
+    try:
+        photo = encode(astronaut(), "PNG")
+        faces = server.request("POST", "/v1/protect?color=ff00ff", body=photo)
+        assert faces.status == 200 and json.loads(faces.headers["X-Shield-Report"])["faces"] >= 1
+        assert not _maps_mediapipe(server.pid), "a faces-only server loaded whole-person mode's models"
+        people = server.request("POST", "/v1/protect?color=ff00ff&mode=people", body=photo, timeout=120)
+        assert people.status == 200, people
+        pixels = np.array(Image.open(io.BytesIO(people.body)).convert("RGB"))
+        assert (np.abs(pixels[core(ASTRONAUT_FACE)].astype(int) - MAGENTA).max(axis=-1) < 16).mean() > 0.99
+        assert _maps_mediapipe(server.pid)
+    finally:
+        server.stop()
