@@ -1,6 +1,6 @@
 // The local page where the person allows a browser extension to connect (one-click pairing).
 // It shows each open request with its code; the person allows the one whose code the extension shows.
-"use strict";
+import { language } from "/i18n.js";
 
 const pageKey = document.querySelector('meta[name="shield-page-key"]').content;
 const TEXT = {
@@ -19,8 +19,9 @@ const TEXT = {
     refused: "Refusé.", failed: "Cela n'a pas fonctionné : ", from: "demandé par",
   },
 };
-const text = TEXT[(navigator.language || "en").slice(0, 2)] || TEXT.en;
-document.documentElement.lang = text === TEXT.fr ? "fr" : "en";
+// The language the main page chose (both pages speak English and French).
+const text = TEXT[language];
+document.documentElement.lang = language;
 document.getElementById("intro").textContent = text.intro;
 const status = document.getElementById("status");
 const list = document.getElementById("requests");
