@@ -341,10 +341,7 @@ class _Transcoder:
     def _boxes_for(self, index: int) -> list[tuple]:
         scene = self.scene_of[index]
         nearby = [d for d in self.detections if abs(d - index) <= HOLD and self.scene_of.get(d) == scene]
-        boxes = []
-        for d in nearby:
-            boxes += self._held(self.detections[d], d, index)
-        boxes += self._held(self._lost_faces(index), None, index)
+        boxes = self._held([(box, d) for d in nearby for box in self.detections[d]] + self._lost_faces(index), index)
         before = [d for d in nearby if d <= index]
         after = [d for d in nearby if d >= index]
         if before and after and max(before) != min(after):
@@ -354,10 +351,9 @@ class _Transcoder:
                 boxes.append(tuple(pa + (pb - pa) * share for pa, pb in zip(a, b)))
         return boxes
 
-    def _held(self, faces, found_at: int | None, index: int) -> list[tuple]:
-        """Boxes found at frame found_at (or (box, frame) pairs when None), moved to frame index along the
-        camera's motion and grown with the distance in time."""
-        pairs = [(box, found_at) for box in faces] if found_at is not None else faces
+    def _held(self, pairs: list[tuple[tuple, int]], index: int) -> list[tuple]:
+        """Boxes of (box, frame found at) pairs, moved to frame index along the camera's motion and grown with
+        the distance in time."""
         held = []
         for box, d in pairs:
             motion = self._motion_between(d, index)
@@ -375,12 +371,12 @@ class _Transcoder:
         for d in self.detections:
             if not HOLD < index - d <= max(LOST_HOLD, EDGE_LOST_HOLD) or self.scene_of.get(d) != scene:
                 continue
-            later = [k for k in self.detections if d < k <= index]
+            motion_to = {k: self._motion_between(d, k) for k in self.detections if d < k <= index}
             for box in self.detections[d]:
                 at_edge = min(box[0], box[1], width - box[2], height - box[3]) <= edge
                 if index - d > (EDGE_LOST_HOLD if at_edge else LOST_HOLD):
                     continue
-                if not any(_matches([_moved(box, self._motion_between(d, k))], self.detections[k]) for k in later):
+                if not any(_matches([_moved(box, motion)], self.detections[k]) for k, motion in motion_to.items()):
                     lost.append((box, d))
         return lost
 
