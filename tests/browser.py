@@ -3,6 +3,7 @@ a real `shield serve` process, and headless Chromium with the unpacked extension
 """
 
 import base64
+import contextlib
 import email.parser
 import email.policy
 import http.server
@@ -193,6 +194,19 @@ class ExtensionBrowser:
     def close(self):
         self.context.close()
         shutil.rmtree(self._profile, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def extension_browser(**options):
+    """An ExtensionBrowser (options as its own) with its Playwright driver, both closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = ExtensionBrowser(driver, **options)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 # ---- real user actions ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from browser import ExtensionBrowser, chromium_available
+from browser import chromium_available, extension_browser
 from test_extension import (ASTRONAUT, assert_nothing_uploaded, assert_protected, expect_blocked, notice,
                             only_upload, page_upload, paired, site, write_file)  # noqa: F401 (site: fixture)
 
@@ -35,12 +35,8 @@ PDF = b"%PDF-1.4\n% a document, bigger than the 64 KiB the worker looks at first
 @pytest.fixture(scope="module")
 def browser():
     """A fresh profile per module (its first options page is slow to render: the first policy read)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        started = ExtensionBrowser(driver)
+    with extension_browser() as started:
         yield started
-        started.close()
 
 
 def open_page(browser, site, settings, locked=False):

@@ -3,19 +3,15 @@
 
 import pytest
 
-from browser import ExtensionBrowser, chromium_available
+from browser import chromium_available, extension_browser
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
 def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        browser = ExtensionBrowser(driver)
+    with extension_browser() as browser:
         yield browser
-        browser.close()
 
 
 def test_welcome_page_opens_on_install(chromium):

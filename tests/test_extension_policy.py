@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import EXTENSION_ID, ExtensionBrowser, UploadSite, chromium_available
+from browser import EXTENSION_ID, UploadSite, chromium_available, extension_browser
 from test_extension import ASTRONAUT, FILL, assert_protected, closed_port, only_upload, options_page
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
@@ -48,33 +48,27 @@ def site():
 
 
 def test_machine_policy_wins_over_what_the_child_changed(machine_policy, shield_server, site):
-    from playwright.sync_api import sync_playwright
-
     machine_policy({"enabled": True, "port": shield_server.port, "token": shield_server.token, "color": "ff00ff",
                     "lockedProfile": True})
-    with sync_playwright() as driver:
-        browser = ExtensionBrowser(driver)
-        try:
-            # What someone at the keyboard could have stored: protection off, another port, no token.
-            browser.reset(enabled=False, port=closed_port(), token="")
-            state = browser.worker.evaluate("async () => await PhotoShieldSettings.load()")
-            assert state["policyLocked"] and state["locked"]
-            assert sorted(state["managedKeys"]) == ["color", "enabled", "port", "token"]
-            assert state["settings"]["enabled"] is True and state["settings"]["port"] == shield_server.port
-            assert state["settings"]["mode"] == "people"  # a locked profile hides whole people by default
+    with extension_browser() as browser:
+        # What someone at the keyboard could have stored: protection off, another port, no token.
+        browser.reset(enabled=False, port=closed_port(), token="")
+        state = browser.worker.evaluate("async () => await PhotoShieldSettings.load()")
+        assert state["policyLocked"] and state["locked"]
+        assert sorted(state["managedKeys"]) == ["color", "enabled", "port", "token"]
+        assert state["settings"]["enabled"] is True and state["settings"]["port"] == shield_server.port
+        assert state["settings"]["mode"] == "people"  # a locked profile hides whole people by default
 
-            page = browser.context.new_page()
-            page.goto(site.origin + "/")
-            page.set_input_files("#js-input", ASTRONAUT)
-            photo = only_upload(site).files()[0].data
-            assert_protected(photo)
-            torso = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"), dtype=np.int16)[300:450, 150:350]
-            assert (np.abs(torso - np.array(FILL)) < 40).all(axis=2).mean() > 0.9
+        page = browser.context.new_page()
+        page.goto(site.origin + "/")
+        page.set_input_files("#js-input", ASTRONAUT)
+        photo = only_upload(site).files()[0].data
+        assert_protected(photo)
+        torso = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"), dtype=np.int16)[300:450, 150:350]
+        assert (np.abs(torso - np.array(FILL)) < 40).all(axis=2).mean() > 0.9
 
-            options = options_page(browser)
-            options.wait_for_selector("#policy-note:not([hidden])")
-            for key in ("enabled", "port", "token", "color"):
-                assert options.is_disabled(f"#{key}"), key
-            assert options.is_enabled("#review")  # what policy leaves open stays the person's choice
-        finally:
-            browser.close()
+        options = options_page(browser)
+        options.wait_for_selector("#policy-note:not([hidden])")
+        for key in ("enabled", "port", "token", "color"):
+            assert options.is_disabled(f"#{key}"), key
+        assert options.is_enabled("#review")  # what policy leaves open stays the person's choice
