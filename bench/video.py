@@ -4,6 +4,8 @@
   python bench/video.py --clips 6                      # make 6 clips (seed 1) under /tmp/video-bench, run
                                                        # both tools clip by clip, score both, print a summary
   python bench/video.py --variant DETECT_EVERY=6 --no-deface   # a setting's trade-off, beside the shipped one
+  python bench/video.py --stages 6 [--variant ...]     # where the time goes (decode, detect, track, fill,
+                                                       # encode) on the first 6 clips, in this process
 
 The clips come from WIDER FACE photos: they stay under /tmp, never in the repository. deface runs from its
 own virtual environment (bench/out/deface-venv, which git ignores; `python3 -m venv bench/out/deface-venv
@@ -70,6 +72,30 @@ def run_tool(name: str, clips: list[dict], folder: Path, out: Path, command) -> 
             "peak_mib": round(max(peaks) / 2**20), "median_peak_mib": round(float(np.median(peaks)) / 2**20)}
 
 
+STAGES_RUN = SHIELD_RUN.split("from shield_server.cli")[0] + (
+    "import json, time\nfrom pathlib import Path\nfrom shield_server.video import STEPS, VideoOptions, protect_video\n"
+    "total, frames = dict.fromkeys(STEPS, 0.0), 0\nstart = time.perf_counter()\n"
+    "for source in sys.argv[3:]:\n"
+    "    result = protect_video(source, Path(sys.argv[2]) / Path(source).name, VideoOptions(color=(255, 0, 255)))\n"
+    "    frames += result.frames\n"
+    "    for step, value in result.timings_s.items(): total[step] += value\n"
+    "print(json.dumps({'frames': frames, 'seconds': time.perf_counter() - start, 'steps': total}))")
+
+
+def stages(name: str, changes: str, sources: list[Path], out: Path) -> dict:
+    """Seconds per step of protect_video over the clips, in one process (the model loaded once, untimed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    run = subprocess.run([sys.executable, "-c", STAGES_RUN, changes, str(out)] + [str(s) for s in sources],
+                         check=True, capture_output=True, text=True)
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    frames, steps = result["frames"], result["steps"]
+    row = {"frames": frames, "fps": round(frames / result["seconds"], 2),
+           "ms_per_frame": {k: round(1000 * v / frames, 1) for k, v in steps.items()},
+           "floor_fps (decode + encode only)": round(frames / (steps["decode"] + steps["encode"]), 1)}
+    print(json.dumps({name: row}), file=sys.stderr)
+    return row
+
+
 def score(folder: Path, out: Path) -> dict:
     target = out.parent / f"{out.name}.json"
     subprocess.run([sys.executable, str(FACES_DEV_VIDEO / "score_video.py"), str(folder), str(out),
@@ -87,6 +113,8 @@ def main() -> int:
                              "DETECT_EVERY=5 or FINE_EVERY=1,LIGHT_UPSCALE=1.5")
     parser.add_argument("--no-shipped", action="store_true", help="skip shield's shipped settings")
     parser.add_argument("--no-deface", action="store_true")
+    parser.add_argument("--stages", type=int, metavar="N", help="only time protect_video's steps on the first "
+                        "N clips (shipped settings and each --variant), no scoring, no deface")
     parser.add_argument("--json", type=Path, help="write the results here too")
     args = parser.parse_args()
     folder = args.work / f"clips-{args.clips}-seed{args.seed}"
@@ -96,6 +124,13 @@ def main() -> int:
         import cv2
         cv2.imwrite(str(magenta), np.full((64, 64, 3), (255, 0, 255), np.uint8))
 
+    if args.stages:
+        sources = [folder / f"{clip['name']}.mp4" for clip in clips[:args.stages]]
+        rows = {variant or "shipped": stages(variant or "shipped", variant, sources, args.work / "out" / "stages")
+                for variant in ([] if args.no_shipped else [""]) + args.variant}
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+        return 0
     tools = {}
     for variant in ([] if args.no_shipped else [""]) + args.variant:
         tools[f"shield {variant or 'shipped'}"] = lambda src, dst, changes=variant: [

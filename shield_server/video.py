@@ -12,7 +12,9 @@ whatever the clip's length (docs/VIDEO.md).
 import os
 import shutil
 import tempfile
+import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable, Mapping
@@ -26,6 +28,7 @@ from shield_server.video_output import ClipWriter, cover
 from shield_server.video_source import MAX_BYTES, MAX_PIXELS, MAX_SECONDS, ClipSource, Picture
 
 AUDIO_CHOICES = ("keep", "drop")
+STEPS = ("decode", "detect", "track", "fill", "encode")  # VideoResult.timings_s: seconds spent in each
 WORKDIR_PREFIX = "job-"
 
 Progress = Callable[[int, int], None]
@@ -96,32 +99,63 @@ def protect_video(source: str | os.PathLike | BinaryIO, target: str | os.PathLik
                 writer = ClipWriter(output, clip.video, clip.rate, clip.audio)
                 faces = FaceTimeline()
                 window: deque = deque()  # decoded pictures not yet written
+                seconds = dict.fromkeys(STEPS, 0.0)
 
                 def write_oldest() -> None:
                     picture = window.popleft()
-                    cover(picture.rgb, faces.boxes_for(picture.index), options)
-                    writer.picture(picture)
+                    with _timed(seconds, "track"):
+                        heads = faces.boxes_for(picture.index)
+                    with _timed(seconds, "fill"):
+                        cover(picture.rgb, heads, options)
+                    with _timed(seconds, "encode"):
+                        writer.picture(picture)
                     faces.forget(picture.index)
                     progress(writer.written, max(clip.expected_frames, writer.written))
 
-                for item in clip.frames(cancel):
+                for item in _timed_items(clip.frames(cancel), seconds, "decode"):
                     if not isinstance(item, Picture):
-                        writer.audio(item)
+                        with _timed(seconds, "encode"):
+                            writer.audio(item)
                         continue
                     writer.start(item.rgb.shape[1], item.rgb.shape[0])
                     window.append(item)
                     faces.add(item, window[-2] if len(window) >= 2 else None)
                     while window and window[0].index + faces.lookahead < clip.decoded:
                         write_oldest()
+                if window:
+                    faces.finish(window[-1])
                 while window:
                     write_oldest()
-                writer.close()
+                with _timed(seconds, "encode"):
+                    writer.close()
+                seconds["detect"] = faces.detect_seconds
+                seconds["track"] += faces.track_seconds
                 height, width = faces.shape
                 return VideoResult(width, height, writer.written, float(clip.rate), writer.audio_out is not None,
-                                   clip.rotation, len(faces.detections_done), faces.faces_max, faces.cuts)
+                                   clip.rotation, len(faces.detections_done), faces.faces_max, faces.cuts,
+                                   {step: round(value, 3) for step, value in seconds.items()})
     except BaseException:
         Path(target).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def _timed(seconds: dict, step: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[step] += time.perf_counter() - start
+
+
+def _timed_items(items, seconds: dict, step: str):
+    """The items of an iterator, the time spent making them added to seconds[step]."""
+    while True:
+        with _timed(seconds, step):
+            item = next(items, None)
+        if item is None:
+            return
+        yield item
 
 
 def is_video(head: bytes) -> bool:

@@ -6,14 +6,19 @@
     faces.boxes_for(index)                   # once frame `index` is HOLD frames old: the boxes covering it
     faces.forget(index)                      # after it is written: drop what no later frame needs
 
-The detector runs on every DETECT_EVERY-th frame, and on both sides of every scene cut. Each frame is then
-covered by the detections of every detection frame within HOLD frames of it (same scene only), each moved
-along the camera's motion and grown with its distance in time, plus the path between matched faces of the
-detection frames around it, plus the last sighting of any face not found again since (LOST_HOLD).
+Something looks at every frame. The full search (the photo detector plus a 0.3x pass) runs on every
+DETECT_EVERY-th frame, on both sides of every scene cut and on the clip's last frame. Every other frame gets
+a glimpse: one small CenterFace scan (GLIMPSE_PIXELS), plus a search of whatever changed since the previous
+frame that the camera's motion does not explain (a face that flashes by between two full searches). Each
+frame is then covered by the detections of every full search within HOLD frames of it (same scene only),
+each moved along the camera's motion and grown with its distance in time, plus the path between matched
+faces of the full searches around it, plus the last sighting of any face not found again since
+(LOST_HOLD), plus the glimpses within GLIMPSE_HOLD frames.
 """
 
 import copy
 import dataclasses
+import time
 
 import cv2
 import numpy as np
@@ -45,14 +50,32 @@ MOTION_WIDTH = 320  # camera motion is estimated on frames scaled to this width
 MOTION_MIN_POINTS = 12
 MATCH_DISTANCE = 1.5  # faces of two detection frames match when their centres are this many sizes apart
 SCENE_CUT = 35.0  # mean absolute grey difference (0-255) of 64x36 thumbnails between consecutive frames
+# Between full searches, every frame is glimpsed (EVERY_FRAME; off, the schedule above alone leaves a face
+# seen only between two full searches, or in the last frames, intact). The glimpse scans the frame at the
+# scale that makes it GLIMPSE_PIXELS (never above 1x): at 720p, 0.35x, so faces from ~30 px.
+EVERY_FRAME = True
+GLIMPSE_PIXELS = 0.11e6
+GLIMPSE_THRESHOLD = 0.3
+GLIMPSE_HOLD = 2  # glimpsed boxes cover their frame and this many frames on each side
+# A change the camera's motion does not explain: on the grey frames of MOTION_WIDTH, the previous frame
+# moved along the camera's motion differs from this one by CHANGE_LEVEL grey levels in at least CHANGE_SHARE
+# of a CHANGE_CELL-pixel cell. The changed cells (grown by a cell) are searched at the full search's
+# scales; a change over CHANGE_WHOLE of the frame searches the whole frame at the light scales.
+CHANGE_LEVEL = 40
+CHANGE_SHARE = 0.25
+CHANGE_CELL = 8
+CHANGE_WHOLE = 0.3
 
 
 class FaceTimeline:
     def __init__(self):
-        self.detector, self.light_detector = _video_detectors()
+        self.detector, self.light_detector, self.glimpse_detector = _video_detectors()
         self.motion: dict[int, np.ndarray | None] = {}  # frame index -> camera motion from the frame before
         self.detections: dict[int, list[tuple]] = {}  # frame index -> face boxes (x0, y0, x1, y1)
         self.detections_done: set[int] = set()
+        self.glimpses: dict[int, list[tuple]] = {}  # frame index -> boxes glimpsed between full searches
+        self.changes = 0  # frames whose unexplained change was searched
+        self.track_seconds = self.detect_seconds = 0.0  # in add() outside the detector, in the detector
         self.scene_of: dict[int, int] = {}
         self.scene = self.cuts = self.faces_max = 0
         self.previous_small = self.previous_thumb = None
@@ -65,13 +88,18 @@ class FaceTimeline:
 
     def add(self, item, previous) -> None:
         """Take the next decoded frame (`previous`: the one before it, while it is not written yet)."""
+        start, detecting = time.perf_counter(), self.detect_seconds
+        self._add(item, previous)
+        self.track_seconds += time.perf_counter() - start - (self.detect_seconds - detecting)
+
+    def _add(self, item, previous) -> None:
         rgb, index = item.rgb, item.index
         self.shape = rgb.shape[:2]
         small = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (MOTION_WIDTH, max(round(
             MOTION_WIDTH * rgb.shape[0] / rgb.shape[1]), 1)), interpolation=cv2.INTER_AREA)
         if self.previous_small is not None:
             self.motion[index] = _camera_motion(self.previous_small, small, rgb.shape[1] / MOTION_WIDTH)
-        self.previous_small = small
+        previous_small, self.previous_small = self.previous_small, small
         thumb = cv2.resize(small, (64, 36), interpolation=cv2.INTER_AREA)
         # A cut: the pictures change a lot and no camera motion explains it (a fast pan changes them too).
         if (self.previous_thumb is not None and self.motion.get(index) is None
@@ -85,21 +113,54 @@ class FaceTimeline:
         self.scene_of[index] = self.scene
         if index % DETECT_EVERY == 0:
             self._detect(item, fine=index % (DETECT_EVERY * FINE_EVERY) == 0)
+        elif EVERY_FRAME and index not in self.detections_done:
+            self._glimpse(item, previous_small, small)
+
+    def finish(self, last) -> None:
+        """The clip ended with `last`: search it fully, so its final frames are not left to glimpses."""
+        if EVERY_FRAME:
+            self._detect(last, fine=True)
+
+    def _find(self, rgb, detector) -> list[tuple]:
+        from shield_server.pipeline import _find_faces  # the photo path's detector lock and box clipping
+
+        start = time.perf_counter()
+        boxes = [face.box for face in _find_faces([rgb], detector)]
+        self.detect_seconds += time.perf_counter() - start
+        return boxes
 
     def _detect(self, item, fine: bool) -> None:
         if item.index in self.detections_done:
             return
-        from shield_server.pipeline import _find_faces  # the photo path's detector lock and box clipping
-
-        faces = _find_faces([item.rgb], self.detector if fine else self.light_detector)
-        self.detections[item.index] = [face.box for face in faces]
+        faces = self._find(item.rgb, self.detector if fine else self.light_detector)
+        self.detections[item.index] = faces
         self.detections_done.add(item.index)
         self.faces_max = max(self.faces_max, len(faces))
+
+    def _glimpse(self, item, previous_small, small) -> None:
+        """A small scan of the whole frame, and a full-scale search of what changed since the frame before."""
+        boxes = self._find(item.rgb, self.glimpse_detector)
+        region = (_changed_region(previous_small, small, self.motion.get(item.index), item.rgb.shape)
+                  if previous_small is not None else None)
+        if region is not None:
+            self.changes += 1
+            x0, y0, x1, y1 = region
+            height, width = item.rgb.shape[:2]
+            if (x1 - x0) * (y1 - y0) > CHANGE_WHOLE * width * height:
+                boxes += self._find(item.rgb, self.light_detector)
+            else:
+                found = self._find(item.rgb[y0:y1, x0:x1], self.detector)
+                boxes += [(bx0 + x0, by0 + y0, bx1 + x0, by1 + y0) for bx0, by0, bx1, by1 in found]
+        self.glimpses[item.index] = boxes
+        self.faces_max = max(self.faces_max, len(boxes))
 
     def boxes_for(self, index: int) -> list[tuple]:
         scene = self.scene_of[index]
         nearby = [d for d in self.detections if abs(d - index) <= HOLD and self.scene_of.get(d) == scene]
-        boxes = self._held([(box, d) for d in nearby for box in self.detections[d]] + self._lost_faces(index), index)
+        glimpsed = [(box, g) for g, boxes in self.glimpses.items() if abs(g - index) <= GLIMPSE_HOLD
+                    and self.scene_of.get(g) == scene for box in boxes]
+        boxes = self._held([(box, d) for d in nearby for box in self.detections[d]] + self._lost_faces(index)
+                           + glimpsed, index)
         before = [d for d in nearby if d <= index]
         after = [d for d in nearby if d >= index]
         if before and after and max(before) != min(after):
@@ -114,6 +175,7 @@ class FaceTimeline:
         kept = max(HOLD, LOST_HOLD, EDGE_LOST_HOLD)
         for old in [d for d in self.detections if d < index - kept]:
             del self.detections[old]
+        self.glimpses.pop(index - GLIMPSE_HOLD, None)
         self.scene_of.pop(index - kept - 1, None)
         self.motion.pop(index - kept, None)
 
@@ -160,9 +222,9 @@ class FaceTimeline:
 
 
 def _video_detectors():
-    """(fine, light): the photo detector plus a pass at 0.3x, for a face filling most of a video frame (a
-    selfie), too large for the photo passes at 720p and above; the light one has its fine pass at
-    LIGHT_UPSCALE. Both share the model's session.
+    """(fine, light, glimpse): the photo detector plus a pass at 0.3x, for a face filling most of a video
+    frame (a selfie), too large for the photo passes at 720p and above; the light one has its fine pass at
+    LIGHT_UPSCALE; the glimpse is one pass of GLIMPSE_PIXELS. All share the model's session.
     The fine pass is the photo pass without its mirror check (threshold 0.2, as in detection round 2): the
     video results in docs/BENCHMARKS.md were measured that way, and holding across frames covers a weak
     frame."""
@@ -170,14 +232,43 @@ def _video_detectors():
 
     detector = default_detector()
     if not isinstance(detector, CenterFace):
-        return detector, detector
+        return detector, detector, detector
     versions = []
     for upscale in (DEFAULT_PASSES[0].upscale, LIGHT_UPSCALE):
-        version = copy.copy(detector)
         first = dataclasses.replace(DEFAULT_PASSES[0], upscale=upscale, threshold=0.2, mirror=False)
-        version.passes = (first, *DEFAULT_PASSES[1:], Pass(0.3, 0.5, 0.3e6))
-        versions.append(version)
-    return tuple(versions)
+        versions.append(_with_passes(detector, (first, *DEFAULT_PASSES[1:], Pass(0.3, 0.5, 0.3e6))))
+    return (*versions, _with_passes(detector, (Pass(1.0, GLIMPSE_THRESHOLD, GLIMPSE_PIXELS),)))
+
+
+def _with_passes(detector, passes):
+    version = copy.copy(detector)
+    version.passes = passes
+    return version
+
+
+def _changed_region(previous: np.ndarray, current: np.ndarray, motion: np.ndarray | None,
+                    shape: tuple) -> tuple[int, int, int, int] | None:
+    """The box (full-size pixels) around the cells of `current` (a small grey frame) that differ from
+    `previous` moved along the camera's `motion`, or None when nothing changed that way."""
+    height, width = shape[:2]
+    scale = width / current.shape[1]
+    matrix = np.eye(3)[:2] if motion is None else motion[:2].copy()
+    matrix[:, 2] /= scale
+    size = (current.shape[1], current.shape[0])
+    moved = cv2.warpAffine(previous, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.full_like(previous, 255), matrix, size, flags=cv2.INTER_NEAREST) > 0
+    differs = (cv2.absdiff(cv2.GaussianBlur(moved, (5, 5), 0), cv2.GaussianBlur(current, (5, 5), 0))
+               > CHANGE_LEVEL) & inside  # what came in through the frame's edge is not a change
+    rows, cols = -(-size[1] // CHANGE_CELL), -(-size[0] // CHANGE_CELL)
+    padded = np.zeros((rows * CHANGE_CELL, cols * CHANGE_CELL), np.float32)
+    padded[:size[1], :size[0]] = differs
+    cells = padded.reshape(rows, CHANGE_CELL, cols, CHANGE_CELL).mean(axis=(1, 3)) >= CHANGE_SHARE
+    if not cells.any():
+        return None
+    ys, xs = np.nonzero(cells)
+    cell = CHANGE_CELL * scale
+    return (max(int((xs.min() - 1) * cell), 0), max(int((ys.min() - 1) * cell), 0),
+            min(int((xs.max() + 2) * cell), width), min(int((ys.max() + 2) * cell), height))
 
 
 def _camera_motion(previous: np.ndarray, current: np.ndarray, scale: float) -> np.ndarray | None:

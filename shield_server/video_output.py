@@ -19,13 +19,31 @@ MAX_EARLY_AUDIO_FRAMES = 500
 
 
 def cover(rgb: np.ndarray, heads: list[tuple], options) -> None:
-    """Replace the head ellipse of every face box in the frame, in place; fail closed if any pixel is left."""
+    """Replace the head ellipse of every face box in the frame, in place; fail closed if any pixel is left.
+    The mask spans only the heads' bounding window, not the whole frame (a 720p frame's mask, indexing and
+    check cost more than the fill of a few faces)."""
     height, width = rgb.shape[:2]
-    mask = redact.head_mask(heads, options.margin, width, height)
+    grown = [redact.head_box(box, options.margin, width, height) for box in heads]
+    grown = [g for g in grown if g[2] > g[0] and g[3] > g[1]]
+    if not grown:
+        return
+    x0, y0 = min(g[0] for g in grown), min(g[1] for g in grown)
+    x1, y1 = max(g[2] for g in grown), max(g[3] for g in grown)
+    shifted = [(bx0 - x0, by0 - y0, bx1 - x0, by1 - y0) for bx0, by0, bx1, by1 in heads]
+    window = rgb[y0:y1, x0:x1]
+    mask = redact.head_mask(shifted, options.margin, x1 - x0, y1 - y0)
+    if options.fill == "solid":  # one colour: written and checked without gathering the masked pixels
+        replaced = mask.copy()
+        for channel, value in enumerate(options.color):  # a channel at a time: numpy is slow across 3 values
+            np.copyto(window[..., channel], value, where=mask)
+            replaced &= window[..., channel] == value
+        if (mask != replaced).any():
+            raise ProtectionFailed("Redaction check failed: a face region was not fully replaced.")
+        return
     values = redact.replacement(mask, options.fill, options.color, options.sticker,
-                                [redact.head_ellipse_box(box, options.margin) for box in heads])
-    redact.fill_pixels(rgb, mask, values)
-    if mask.any() and not (rgb[mask] == values).all():
+                                [redact.head_ellipse_box(box, options.margin) for box in shifted])
+    redact.fill_pixels(window, mask, values)
+    if mask.any() and not (window[mask] == values).all():
         raise ProtectionFailed("Redaction check failed: a face region was not fully replaced.")
 
 

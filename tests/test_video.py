@@ -109,9 +109,10 @@ def test_webm_input(tmp_path):
 
 
 def test_detection_held_between_detection_frames(clip, tmp_path, monkeypatch):
-    """Detect on every frame except the last one before each detection frame is the same as the shipped
-    design; this checks the hold alone: detection on one frame in 8 still covers all 24 frames."""
+    """The hold alone (no glimpses between full searches): a full search on one frame in 8 still covers
+    all 24 frames."""
     source, truth = clip
+    monkeypatch.setattr(video_faces, "EVERY_FRAME", False)
     monkeypatch.setattr(video_faces, "DETECT_EVERY", 8)
     monkeypatch.setattr(video_faces, "HOLD", 8)
     out = tmp_path / "sparse.mp4"
@@ -122,7 +123,8 @@ def test_detection_held_between_detection_frames(clip, tmp_path, monkeypatch):
 
 def test_held_boxes_follow_the_camera(tmp_path, monkeypatch):
     """The face slides 13 px a frame; after the last detection (frame 6) it is only covered in frames 7-11
-    because the held box follows the motion estimated between frames."""
+    because the held box follows the motion estimated between frames (glimpses off: the hold alone)."""
+    monkeypatch.setattr(video_faces, "EVERY_FRAME", False)
     source, out = tmp_path / "fast.mp4", tmp_path / "out.mp4"
     truth = make_clip(source, frames=12, audio=False)
     monkeypatch.setattr(video_faces, "DETECT_EVERY", 6)
@@ -134,7 +136,8 @@ def test_held_boxes_follow_the_camera(tmp_path, monkeypatch):
 def test_face_leaving_the_frame_held_after_its_last_sighting(tmp_path, monkeypatch):
     """The face slides out through the right edge. Cut to a third by the edge it is no longer found (frame
     18), though a sliver of it is still visible in frames 16-17: the last sighting (frame 12) is held past
-    HOLD (3 here) because no later detection found the face again."""
+    HOLD (3 here) because no later detection found the face again (glimpses off: the hold alone)."""
+    monkeypatch.setattr(video_faces, "EVERY_FRAME", False)
     source, out = tmp_path / "exit.mp4", tmp_path / "out.mp4"
     truth = make_clip(source, frames=24, audio=False, travel=(164, 247))
     monkeypatch.setattr(video_faces, "DETECT_EVERY", 6)
@@ -155,7 +158,8 @@ def test_face_stopped_at_the_edge_held_while_part_of_it_shows(tmp_path):
 
 
 def test_scene_cut_ends_the_hold(tmp_path, monkeypatch):
-    """The face's box is not carried over a hard cut: the frames after it (no face) are left untouched."""
+    """The face's box is not carried over a hard cut, held or glimpsed: the frames after it (no face) are
+    left untouched."""
     source, out = tmp_path / "cut.mp4", tmp_path / "out.mp4"
     truth = make_clip(source, frames=16, audio=False, cut_at=6)
     monkeypatch.setattr(video_faces, "DETECT_EVERY", 8)
