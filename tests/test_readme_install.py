@@ -1,9 +1,10 @@
 """README.md's "Install the browser extension" and "Connect the browser", done as written: the packages that
 scripts/package-extension.sh makes, the self package unzipped with the README's own command and loaded unpacked
 in Chromium, the Firefox package loaded as a temporary add-on (what about:debugging's Load Temporary Add-on
-does), each then connected in one click. The only step that differs: the extension is pointed at the test's
+does) and installed for good in Firefox ESR once signatures are not required, each then connected in one click. The only step that differs: the extension is pointed at the test's
 server, which listens on a free port instead of 47321."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -107,18 +108,14 @@ def readme_quotes_connect(*quotes: str) -> None:
         assert quote in CONNECT, quote
 
 
-@pytest.mark.skipif(not firefox_available(), reason="needs /usr/bin/firefox-esr, node and puppeteer-core")
-def test_firefox_temporary_add_on_as_the_readme_says(tmp_path, shield_server):
-    archive = package(tmp_path, "--store", "firefox")
-    readme_quotes("about:debugging#/runtime/this-firefox", "**Load Temporary Add-on…**", f"`{archive.name}`",
-                  "xpinstall.signatures.required")
+def connect_in_firefox(server, archive: Path, **install) -> None:
+    """Installs the package (driver.mjs: temporary, or permanent), and connects it as README.md says."""
     stop, allowed = threading.Event(), []
-    helper = threading.Thread(target=allow_when_asked, args=(shield_server, stop, allowed), daemon=True)
+    helper = threading.Thread(target=allow_when_asked, args=(server, stop, allowed), daemon=True)
     helper.start()
     welcome = f"moz-extension://{FIREFOX_UUID}/welcome/welcome.html"
     try:
-        # The package file itself is loaded, as about:debugging's button does with the file chosen.
-        [steps] = run_scenarios([{"settings": {"port": shield_server.port}, "steps": [
+        [steps] = run_scenarios([{"settings": {"port": server.port}, "steps": [
             {"extension": "chrome.tabs.query({}).then((tabs) => tabs.map((tab) => tab.url))"},
             {"goto": welcome},
             {"waitFor": "document.querySelector('#server-state.info')"},
@@ -130,7 +127,7 @@ def test_firefox_temporary_add_on_as_the_readme_says(tmp_path, shield_server):
             {"waitFor": "document.querySelector('#server-state.ok')", "timeoutMs": 30000},
             {"evaluate": "document.getElementById('server-state').textContent"},
             {"extension": "chrome.storage.local.get('settings').then((s) => s.settings.token)"},
-        ]}], extension=archive)
+        ]}], extension=archive, **install)
     finally:
         stop.set()
         helper.join(5)
@@ -140,4 +137,26 @@ def test_firefox_temporary_add_on_as_the_readme_says(tmp_path, shield_server):
     assert running.startswith("Photo Shield is running on this computer") and primaries == 1
     assert allowed == [(code, 200)]
     assert connected == "Connected: your uploads are now protected."
-    assert token == shield_server.token
+    assert token == server.token
+
+
+FIREFOX_ONLY = pytest.mark.skipif(not firefox_available() and not os.environ.get("SHIELD_REQUIRE_BROWSER"),
+                                  reason="needs /usr/bin/firefox-esr, node and puppeteer-core")
+
+
+@FIREFOX_ONLY
+def test_firefox_temporary_add_on_as_the_readme_says(tmp_path, shield_server):
+    archive = package(tmp_path, "--store", "firefox")
+    readme_quotes("about:debugging#/runtime/this-firefox", "**Load Temporary Add-on…**", f"`{archive.name}`")
+    connect_in_firefox(shield_server, archive)  # the package file itself, as chosen in about:debugging
+
+
+@FIREFOX_ONLY
+def test_firefox_esr_installs_the_package_for_good_once_signatures_are_not_required(tmp_path, shield_server):
+    """Firefox ESR (the one these tests run) with xpinstall.signatures.required set to false installs the
+    unsigned package for good (about:addons' Install Add-on From File); without that setting it refuses it."""
+    archive = package(tmp_path, "--store", "firefox")
+    readme_quotes("xpinstall.signatures.required", "**Install Add-on From File…**")
+    with pytest.raises(RuntimeError, match="ERROR_SIGNEDSTATE_REQUIRED"):
+        run_scenarios([], extension=archive, permanent=True)
+    connect_in_firefox(shield_server, archive, permanent=True, prefs={"xpinstall.signatures.required": False})
