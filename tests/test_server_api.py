@@ -145,8 +145,10 @@ def test_identify_proves_the_server_knows_the_token_without_being_sent_it(shield
                         hashlib.sha256).hexdigest()
     assert reply.json() == {"proof": expected}
     assert shield_server.token not in reply.body.decode()
-    for bad in ("", "?challenge=short", "?challenge=" + "x" * 300, "?challenge=has%20space%20in%20it%20ok"):
+    for bad in ("", "?challenge=short", "?challenge=has%20space%20in%20it%20ok"):
         assert_json_error(shield_server.request("GET", f"/v1/identify{bad}", token=False), 400, "bad_options")
+    too_long = shield_server.request("GET", "/v1/identify?challenge=" + "x" * 300, token=False)
+    assert_json_error(too_long, 413, "too_large")  # over every option's size limit (docs/API.md)
     evil = shield_server.request("GET", f"/v1/identify?challenge={challenge}", token=False,
                                  headers={"Origin": "https://evil.example"})
     assert_json_error(evil, 403, "forbidden_origin")
