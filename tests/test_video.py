@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -236,13 +237,14 @@ def test_blur_and_people_refused():
 
 def test_stale_workdir_of_dead_process_removed(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(video, "_root", None)
     mine = video.make_workdir()
     assert oct(mine.stat().st_mode & 0o777) == "0o700"
     assert oct(video.workdir_root().stat().st_mode & 0o777) == "0o700"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = video.workdir_root() / f"job-{dead.stdout.strip()}-abc"
-    stale.mkdir()
-    (stale / "input").write_bytes(b"x")
+    stale = tmp_path / f"{video.RUN_PREFIX}{os.getuid()}-{dead.stdout.strip()}-abc"
+    (stale / "job-abc").mkdir(parents=True)
+    (stale / "job-abc" / "input").write_bytes(b"x")
     assert video.sweep_stale_workdirs() == 1
     assert not stale.exists() and mine.exists()
 
@@ -305,8 +307,8 @@ def _wait(server, job_id, states, timeout=180):
 
 
 def _job_folders(server):
-    root = video.workdir_root()
-    return [p for p in root.iterdir() if p.name.startswith(f"job-{server.pid}-")]
+    roots = Path(tempfile.gettempdir()).glob(f"{video.RUN_PREFIX}*-{server.pid}-*")
+    return [job for root in roots for job in root.glob(f"{video.WORKDIR_PREFIX}*")]
 
 
 def test_server_job_end_to_end(server, clip, tmp_path):
