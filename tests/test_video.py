@@ -278,6 +278,16 @@ def test_cli_in_place_never_replaces_another_file(clip, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mov", "b.mp4"]  # no temporary left
 
 
+def test_cli_in_place_refuses_a_link_to_a_clip(clip, tmp_path):
+    data = clip[0].read_bytes()
+    (tmp_path / "real.mp4").write_bytes(data)
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "real.mp4")
+    run = subprocess.run([sys.executable, "-m", "shield_server", "redact", str(tmp_path / "link.mp4"), "--in-place"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "--in-place refused: this is a link to" in run.stderr
+    assert (tmp_path / "link.mp4").is_symlink() and (tmp_path / "real.mp4").read_bytes() == data
+
+
 def test_cli_refuses_truncated_clip(clip, tmp_path):
     source = tmp_path / "cut.mp4"
     source.write_bytes(clip[0].read_bytes()[:5000])
