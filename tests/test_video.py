@@ -16,7 +16,8 @@ from server_process import REPO_ROOT, start_server
 from shield_server import video
 from shield_server.errors import ShieldError
 from shield_server.video import VideoOptions, protect_video
-from videos import CHAPTER, COVER, CREATION, GPS, MAGENTA, decode_frames, magenta_share, make_clip, upright_frames
+from videos import (AUDIO_HANDLER, AUDIO_LANGUAGE, CHAPTER, COVER, CREATION, GPS, MAGENTA, VIDEO_HANDLER,
+                    decode_frames, magenta_share, make_clip, upright_frames)
 
 MAGENTA_OPTIONS = VideoOptions(color=MAGENTA)
 
@@ -39,6 +40,9 @@ def test_every_frame_face_replaced_and_metadata_gone(clip, tmp_path):
     with av.open(str(source)) as original:  # the fixture really carries what must go
         assert original.metadata.get("location") == GPS and "creation_time" in original.metadata
         assert original.chapters() and "data" in [s.type for s in original.streams]
+        assert original.streams.video[0].metadata.get("handler_name") == VIDEO_HANDLER
+        assert original.streams.audio[0].metadata.get("handler_name") == AUDIO_HANDLER
+        assert original.streams.audio[0].metadata.get("language") == AUDIO_LANGUAGE
         assert max(magenta_share(rgb, box) for rgb, box in zip(decode_frames(source), truth)) == 0
     out = tmp_path / "out.mp4"
     result = protect_video(source, out, MAGENTA_OPTIONS)
@@ -50,11 +54,15 @@ def test_every_frame_face_replaced_and_metadata_gone(clip, tmp_path):
         assert [s.type for s in clip_out.streams] == ["video", "audio"]
         assert clip_out.streams.video[0].codec_context.name == "h264"
         assert float(clip_out.streams.video[0].average_rate) == pytest.approx(12, rel=0.01)
-        for stream in clip_out.streams:
+        for stream in clip_out.streams:  # the muxer's own values only, never the source's
             assert set(stream.metadata) <= {"language", "handler_name", "vendor_id"}
+            assert stream.metadata.get("language", "und") == "und", stream.metadata
+            assert stream.metadata.get("handler_name") in (None, "VideoHandler", "SoundHandler"), stream.metadata
+            assert stream.metadata.get("vendor_id") in (None, "[0][0][0][0]"), stream.metadata
         assert not clip_out.chapters()
     raw = out.read_bytes()
-    for secret in (GPS.encode(), b"\xa9xyz", b"2024", b"Apple", b"iPhone", b"ISO6709", b"Lavf", CHAPTER.encode()):
+    for secret in (GPS.encode(), b"\xa9xyz", b"2024", b"Apple", b"iPhone", b"ISO6709", b"Lavf", CHAPTER.encode(),
+                   VIDEO_HANDLER.encode(), AUDIO_HANDLER.encode(), b"Anna"):
         assert secret not in raw, secret
 
 
