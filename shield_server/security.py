@@ -38,6 +38,7 @@ CORS_EXPOSE_HEADERS = "X-Shield-Report, Content-Disposition"
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{16,256}")
 # A Firefox extension origin is moz-extension://<per-install UUID>.
 _MOZ_EXTENSION = re.compile(r"moz-extension://[0-9a-fA-F-]{36}")
+PEER_TABLE = "/proc/net/tcp"  # Linux: who owns each IPv4 connection
 _ALLOWED_ORIGIN_FORM = re.compile(r"(https?|chrome-extension|moz-extension)://[A-Za-z0-9.\-\[\]:]+")
 
 # Sizes of option values (query parameters and multipart text fields), checked before any of them is parsed.
@@ -136,7 +137,7 @@ class RequestPolicy:
             return False
         if method == "GET" and _PAIRING_COLLECT.fullmatch(path):
             return False
-        self.check_credentials(headers)
+        self.check_credentials(headers, peer)
         self.check_content_length(content_length)
         return False
 
@@ -176,7 +177,7 @@ class RequestPolicy:
         if path in PAGE_PATHS and destination not in (None, "document"):
             raise ForbiddenOrigin("The page can only be opened as a page.")
 
-    def check_credentials(self, headers) -> None:
+    def check_credentials(self, headers, peer: tuple[str | None, str | None] = (None, None)) -> None:
         token = headers.get(TOKEN_HEADER)
         page_key = headers.get(PAGE_KEY_HEADER)
         if token is not None:
@@ -188,9 +189,18 @@ class RequestPolicy:
             origin = headers.get("Origin")
             if (origin is None or origin.lower() in self.own_origins) and hmac.compare_digest(
                     page_key.encode(), self.page_key.encode()):
+                self.check_page_key_peer(*peer)
                 return
         raise Unauthorized(f"Missing or wrong {TOKEN_HEADER}: run `shield pair` and paste the token "
                            "into the extension's settings.")
+
+    def check_page_key_peer(self, peer_address: str | None, peer_port: str | None) -> None:
+        """The page key is in a page every local account can load. Where the system tells who owns a
+        loopback connection (Linux), it works only for the server's own user, so another account cannot use
+        the API with it (fill the queue, hold the video jobs, read the pairing requests). Elsewhere the page
+        key works as it is; one-click pairing is refused there anyway (check_same_user)."""
+        if os.path.exists(PEER_TABLE):
+            self.check_same_user(peer_address, peer_port)
 
     def server_proof(self, challenge: str | None) -> str:
         """HMAC of the client's random challenge with the pairing token. A program squatting on the port
@@ -210,8 +220,8 @@ class RequestPolicy:
         one-click pairing is refused and `shield pair` remains the way to pair."""
         owner = loopback_peer_uid(peer_address, peer_port, self.port)
         if owner is None or not hasattr(os, "getuid") or owner != os.getuid():
-            raise ForbiddenPeer("Only the user running Photo Shield can allow a browser to connect "
-                                "(or run `shield pair` and paste the token).")
+            raise ForbiddenPeer("Only the user running Photo Shield can use its page or allow a browser to "
+                                "connect (or run `shield pair` and paste the token).")
 
     def check_content_length(self, content_length: int | None) -> None:
         if content_length is not None and content_length > self.max_body_bytes:
@@ -225,7 +235,7 @@ def loopback_peer_uid(peer_address: str | None, peer_port: str | None, server_po
         return None
     wanted = (f"0100007F:{int(peer_port):04X}", f"0100007F:{int(server_port):04X}")
     try:
-        with open("/proc/net/tcp", encoding="ascii") as table:
+        with open(PEER_TABLE, encoding="ascii") as table:
             for line in table.readlines()[1:]:
                 fields = line.split()
                 if (fields[1], fields[2]) == wanted:

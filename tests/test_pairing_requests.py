@@ -1,6 +1,7 @@
 """One-click pairing against a real server: the extension asks, the same user allows it in the local page,
 the extension (and only it) collects the token. docs/SECURITY.md, "One-click pairing"."""
 
+import http.client
 import json
 import os
 import re
@@ -150,6 +151,18 @@ def test_another_local_user_can_neither_open_read_hold_nor_allow(server):
     assert collect(server, opened).json() == {"status": "pending"}
 
 
+@needs_root
+def test_another_local_user_cannot_use_the_page_key(server):
+    """The page key is in a page any account can load; from another account's program it opens nothing: no
+    photo in the queue, no video job held, no health or pairing list."""
+    key = {"X-Shield-Page-Key": page_key(server)}
+    for method, path in [("GET", "/v1/health"), ("POST", "/v1/protect"), ("POST", "/v1/detect"),
+                         ("POST", "/v1/video?more=1"), ("GET", "/v1/pairing")]:
+        status, body = as_user(NOBODY, method, server.port, path, key)
+        assert (status, body["error"]) == (403, "forbidden_peer"), (method, path, body)
+    assert server.request("GET", "/v1/health", token=False, headers=key).status == 200  # the owner's own page
+
+
 class _AnyMessage(str):
     def __eq__(self, other):
         return isinstance(other, str) and "Only the user running Photo Shield" in other
@@ -202,8 +215,6 @@ def test_the_owner_check_compares_with_the_servers_own_user(tmp_path):
         port = port[0]
         same_user = (lambda method, path, headers: as_user(uid, method, port, path, headers)) if root else None
         if same_user is None:  # run as an ordinary user: this process is the server's user
-            import http.client
-
             def same_user(method, path, headers):
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
                 connection.request(method, path, headers=headers)
@@ -213,8 +224,6 @@ def test_the_owner_check_compares_with_the_servers_own_user(tmp_path):
         status, opened = same_user("POST", "/v1/pairing", EXTENSION_ORIGIN)
         assert status == 200, opened
         if root:  # this test process is root: another user than the server's
-            import http.client
-
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             connection.request("POST", "/v1/pairing", headers=EXTENSION_ORIGIN)
             answer = connection.getresponse()
@@ -222,6 +231,16 @@ def test_the_owner_check_compares_with_the_servers_own_user(tmp_path):
         token = (folder / "pairing-token").read_text().strip()
         status, listed = same_user("GET", "/v1/pairing", {"X-Shield-Token": token})
         assert status == 200 and [r["id"] for r in listed["requests"]] == [opened["id"]]
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/connect")
+        key = {"X-Shield-Page-Key": re.search(r'name="shield-page-key" content="([^"]+)"',
+                                              connection.getresponse().read().decode()).group(1)}
+        assert same_user("GET", "/v1/health", key)[0] == 200
+        if root:  # the page key from another user's program
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", "/v1/health", headers=key)
+            answer = connection.getresponse()
+            assert answer.status == 403 and json.loads(answer.read())["error"] == "forbidden_peer"
     finally:
         process.kill()
         process.wait()
