@@ -7,6 +7,7 @@ import os
 import re
 import unicodedata
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,7 +273,7 @@ def test_french_spinner_and_download_all(shield_server, browser):
         assert page.locator(".result .after img").count() == 0  # no empty or broken image while waiting
         # Each item says where it stands (the second waits for the first) and the status line sums them up.
         assert page.locator(".result .summary").all_inner_texts() == ["En attente…", "Protection en cours…"]
-        assert page.locator(".result .badge").all_inner_texts() == ["En attente", "Protection"]
+        assert page.locator(".result .badge").all_inner_texts() == ["En attente", "En cours"]
         assert page.locator("#status").inner_text() == "Protection en cours : 2 photos…"
         page.unroute("**/v1/protect*")  # lets the held request go on to the server
         settle(page)
@@ -526,3 +527,64 @@ def test_download_names_and_zip_entries_are_plain_base_names(shield_server, page
         assert plain_base_name(name), repr(name)
     assert {"evil.protected.png", "job.protected.png", "_CON.protected.png", "gnp.exe.protected.png"} <= set(names)
     assert any(name.endswith(".protected-2.png") for name in names)  # photo.png and PHOTO.png: numbered
+
+
+SCREENSHOT_STATUS = {  # what the status line says in each state of the screenshots, per language
+    ("working", "en"): "Protecting 1 video… 1 photo protected. 1 photo not protected (the reason is below).",
+    ("working", "fr"): "Protection en cours : 1 vidéo… 1 photo protégée. 1 photo non protégée (la raison est indiquée "
+                       "plus bas).",
+    ("done", "en"): "1 photo and 1 video protected. 1 photo not protected (the reason is below).",
+    ("done", "fr"): "1 photo et 1 vidéo protégées. 1 photo non protégée (la raison est indiquée plus bas).",
+    ("unreachable", "en"): "1 photo not protected (the reason is below).",
+    ("unreachable", "fr"): "1 photo non protégée (la raison est indiquée plus bas).",
+}
+NOT_A_PHOTO = {
+    "en": "Not protected: Not a supported image. Photo Shield reads JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF and AVIF.",
+    "fr": "Non protégée : Ce fichier n'est pas une photo ou une vidéo que Photo Shield sait lire (photos : JPEG, PNG, "
+          "WebP, GIF, BMP, TIFF, HEIC/HEIF, AVIF ; vidéos : MP4, MOV, M4V, WebM, MKV).",
+}
+BACKGROUNDS = {"light": "rgb(245, 246, 248)", "dark": "rgb(20, 23, 28)"}
+
+
+def test_screenshots_of_the_main_states(shield_server, browser, tmp_path):
+    """The main states in both languages and both themes, checked and photographed: in docs/screenshots/ when
+    SHIELD_SCREENSHOTS names that folder, else in a temporary one. (A server that cannot be reached is played
+    here by refusing the page's connections; test_a_stopped_server_is_named_in_plain_words stops a real one.)"""
+    from videos import make_clip
+
+    folder = Path(os.environ.get("SHIELD_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = tmp_path / "party.mp4"
+    make_clip(clip, frames=24)
+    files = [{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"shopping list"},
+             {"name": "family.png", "mimeType": "image/png", "buffer": encode(astronaut()[::2, ::2], "PNG")}]
+    for language, scheme in [("en", "light"), ("en", "dark"), ("fr", "light"), ("fr", "dark")]:
+        context = browser.new_context(locale=language, color_scheme=scheme, viewport={"width": 1000, "height": 800})
+        try:
+            page = context.new_page()
+            held = HeldVideo(page)
+            page.goto(f"{shield_server.base_url}/")
+            assert page.evaluate("getComputedStyle(document.body).backgroundColor") == BACKGROUNDS[scheme]
+            page.set_input_files("#picker", files=files + [
+                {"name": "party.mp4", "mimeType": "video/mp4", "buffer": clip.read_bytes()}])
+            wait_until(page, "document.querySelector('.result[data-state=protecting] progress')?.value === 0.42")
+            wait_until(page, "document.querySelectorAll('.result.done, .result.failed').length === 2")
+            for state in ("working", "done"):
+                if state == "done":
+                    held.released = True
+                    wait_until(page, "document.querySelectorAll('.result.done').length === 2", timeout=120_000)
+                    wait_until(page, "document.querySelector('.result.done video').readyState >= 2")
+                assert page.locator("#status").inner_text() == SCREENSHOT_STATUS[state, language]
+                assert page.locator(".result.failed .summary").inner_text() == NOT_A_PHOTO[language]
+                page.screenshot(path=folder / f"{state}-{language}-{scheme}.jpg", full_page=True, type="jpeg", quality=70)
+
+            page.locator("#clear").click()
+            assert page.locator("#status").inner_text() == "" and page.locator(".result").count() == 0
+            page.route("**/v1/protect*", lambda route: route.abort("connectionrefused"))
+            page.set_input_files("#picker", files=files[1:])
+            wait_until(page, "document.querySelector('.result.failed')")
+            assert page.locator("#status").inner_text() == SCREENSHOT_STATUS["unreachable", language]
+            page.set_viewport_size({"width": 1000, "height": 560})
+            page.screenshot(path=folder / f"unreachable-{language}-{scheme}.jpg", full_page=True, type="jpeg", quality=70)
+        finally:
+            context.close()

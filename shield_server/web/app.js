@@ -49,7 +49,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 function reasonOf(error) {
   if (error instanceof TypeError) return text.unreachable;
   if (error.status === 401) return text.restarted;
-  return error.message || text.unknownError;
+  return text.serverErrors?.[error.code] || error.message || text.unknownError;
 }
 
 async function protect(file, choices) {
@@ -63,7 +63,8 @@ async function protect(file, choices) {
     }
     if (!response.ok) {
       const problem = await response.json().catch(() => ({ message: response.statusText }));
-      throw Object.assign(new Error(problem.message || `Error ${response.status}`), { status: response.status });
+      throw Object.assign(new Error(problem.message || `Error ${response.status}`),
+        { status: response.status, code: problem.error });
     }
     return { report: JSON.parse(response.headers.get("X-Shield-Report")), blob: await response.blob() };
   }

@@ -67,7 +67,7 @@ const MESSAGES = {
     noPreview: "Ce navigateur ne peut pas afficher l'original.",
     download: "Télécharger la photo protégée",
     protecting: "Protection en cours…", waiting: "En attente…", cancel: "Annuler",
-    badge: { waiting: "En attente", protecting: "Protection", done: "Protégée", failed: "Non protégée",
+    badge: { waiting: "En attente", protecting: "En cours", done: "Protégée", failed: "Non protégée",
       cancelled: "Annulée" },
     nouns: (photos, videos) => [photos ? `${photos} photo${photos > 1 ? "s" : ""}` : "",
       videos ? `${videos} vidéo${videos > 1 ? "s" : ""}` : ""].filter(Boolean).join(" et "),
@@ -78,6 +78,15 @@ const MESSAGES = {
     unreachable: "Le serveur de Photo Shield est injoignable : il a peut-être été arrêté. Relancez Photo Shield, " +
       "puis rechargez cette page.",
     unknownError: "Une erreur est survenue ; rien n'a été gardé.",
+    serverErrors: {  // the server's messages are in English: in French, the reason from its error code
+      unsupported_media_type: "Ce fichier n'est pas une photo ou une vidéo que Photo Shield sait lire (photos : " +
+        "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC/HEIF, AVIF ; vidéos : MP4, MOV, M4V, WebM, MKV).",
+      undecodable_image: "Cette photo ne peut pas être lue ; elle est peut-être tronquée ou abîmée.",
+      undecodable_video: "Cette vidéo ne peut pas être lue ; elle est peut-être tronquée ou abîmée.",
+      too_large: "Ce fichier dépasse les limites de Photo Shield (taille, nombre de pixels ou durée).",
+      protection_failed: "La protection n'a pas pu être vérifiée ; rien n'a été gardé.",
+      internal: "Erreur interne de Photo Shield ; rien n'a été gardé.",
+    },
     cancelled: "Annulée : rien n'a été gardé.",
     summary: (faces, added, kept, width, height, ms) => [
       `${faces} visage${faces > 1 ? "s" : ""} remplacé${faces > 1 ? "s" : ""}`,

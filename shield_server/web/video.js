@@ -22,9 +22,8 @@ async function call(pageKey, method, path, body, signal) {
   const response = await fetch(path, { method, body, signal, headers: { "X-Shield-Page-Key": pageKey }, cache: "no-store" });
   if (!response.ok) {
     const problem = await response.json().catch(() => ({ message: response.statusText }));
-    const error = new Error(problem.message || `Error ${response.status}`);
-    error.status = response.status;
-    throw error;
+    throw Object.assign(new Error(problem.message || `Error ${response.status}`),
+      { status: response.status, code: problem.error });
   }
   return response;
 }
@@ -59,7 +58,7 @@ export async function protectVideo(file, { pageKey, query, onProgress, signal })
       await sleep(POLL_MS, signal);
       status = await (await call(pageKey, "GET", job, undefined, signal)).json();
     }
-    if (status.state !== "done") throw new Error(status.message || status.error || status.state);
+    if (status.state !== "done") throw Object.assign(new Error(status.message || status.state), { code: status.error });
     const result = await call(pageKey, "GET", `${job}/result`, undefined, signal);
     return { report: JSON.parse(result.headers.get("X-Shield-Report")), blob: await result.blob() };
   } catch (error) {
