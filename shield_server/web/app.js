@@ -106,6 +106,7 @@ function render(item) {
   else summary.textContent = text.cancelled;
   const progress = node.querySelector("progress");
   progress.hidden = !ACTIVE.includes(state);
+  progress.setAttribute("aria-label", summary.textContent);
   if (item.video && item.share != null && item.phase !== "waiting") progress.value = item.share;
   else progress.removeAttribute("value");  // indeterminate: it moves while the server opens the clip
   const cancel = node.querySelector(".cancel");

@@ -42,7 +42,7 @@ const MESSAGES = {
     videoPhase: {
       uploading: (percent) => `Sending the video to Photo Shield… ${percent}%`,
       waiting: () => "Waiting for its turn…",
-      opening: () => "Reading the video…",
+      opening: () => "Reading the video and looking for faces…",
       protecting: (percent) => `Protecting every frame… ${percent}%`,
     },
     videoAfter: "After: protected (every frame)",
@@ -100,7 +100,7 @@ const MESSAGES = {
     videoPhase: {
       uploading: (percent) => `Envoi de la vidéo à Photo Shield… ${percent} %`,
       waiting: () => "En attente de son tour…",
-      opening: () => "Lecture de la vidéo…",
+      opening: () => "Lecture de la vidéo et recherche des visages…",
       protecting: (percent) => `Protection de chaque image… ${percent} %`,
     },
     videoAfter: "Après : protégée (chaque image)",
