@@ -129,6 +129,26 @@ def test_options_and_a_file_that_is_not_a_photo(shield_server, page):
     assert page.locator("#status").inner_text() == "1 photo protected. 1 photo not protected (the reason is below)."
 
 
+def test_a_photo_this_browser_cannot_show_keeps_only_true_captions(shield_server, page):
+    """HEIC: Chromium cannot show the original, the server protects it. The "before" side says so and no
+    longer claims outlines; the "after" side is the protected photo with its caption."""
+    import pillow_heif
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+    heic = io.BytesIO()
+    Image.fromarray(astronaut()).save(heic, "HEIF")
+    page.goto(f"{shield_server.base_url}/")
+    page.set_input_files("#picker", files=[{"name": "IMG_0001.HEIC", "mimeType": "image/heic", "buffer": heic.getvalue()}])
+    settle(page)
+    wait_until(page, "!document.querySelector('.result .no-preview').hidden")
+    result = page.locator(".result.done")
+    assert result.locator(".before figcaption").is_hidden() and result.locator(".before .frame").is_hidden()
+    assert result.locator(".after figcaption").is_visible()
+    assert result.locator(".download").get_attribute("download") == "IMG_0001.protected.jpg"
+    assert page.locator("#status").inner_text() == "1 photo protected."
+
+
 def test_another_origin_cannot_use_the_server(shield_server, page):
     """A page served from another origin (here a data: URL) cannot read the page key or call the API."""
     page.goto("data:text/html,<title>evil</title>")
