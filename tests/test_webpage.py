@@ -468,20 +468,33 @@ def test_each_video_has_its_own_cancel(shield_server, page, tmp_path):
     deleted = []
     page.on("request", lambda request: request.method == "DELETE" and deleted.append(request.url))
     held = HeldVideo(page)
+    uploads = []  # the first part of each video, held until the Cancel is pressed
+    page.route(re.compile(r".*/v1/video\?.*"), lambda route: uploads.append(route))
     page.goto(f"{shield_server.base_url}/")
     page.set_input_files("#picker", files=[
         {"name": name, "mimeType": "video/mp4", "buffer": clip.read_bytes()} for name in ("first.mp4", "second.mp4")])
     first, second = page.locator(".result", has_text="first.mp4"), page.locator(".result", has_text="second.mp4")
-    first.locator(".cancel").wait_for()
-    first.locator(".cancel").click()
-    first.locator(".badge", has_text="Cancelled").wait_for()
-    assert "Cancelled" in first.locator(".summary").inner_text() and first.locator(".cancel").is_hidden()
+    wait_until(page, "document.querySelectorAll('.result .summary').length === 2")
+    first.locator(".cancel").click()  # while its first part is still on its way
+    assert first.locator(".badge").inner_text() == "Cancelled"
+    assert first.locator(".summary").inner_text() == "Cancelled: nothing was kept."
+    assert first.locator(".cancel").is_hidden() and first.locator("progress").is_hidden()
     assert first.locator(".pair").is_hidden() and first.locator(".download").is_hidden()
-    assert second.get_attribute("data-state") in ("waiting", "protecting")  # the other one goes on
+    assert second.get_attribute("data-state") == "protecting"  # the other one goes on
+    assert page.locator("#status").inner_text() == "Protecting 1 video… 1 video cancelled."
+    for _ in range(100):
+        if len(uploads) == 2:
+            break
+        page.wait_for_timeout(50)
+    for route in uploads:
+        route.continue_()
+    wait_until(page, "document.querySelector('.result .summary').textContent.includes('42%')")
     held.released = True
     second.locator(".badge", has_text="Protected").wait_for(timeout=120_000)
+    assert first.locator(".badge").inner_text() == "Cancelled"
     assert page.locator("#status").inner_text() == "1 video protected. 1 video cancelled."
-    assert len(deleted) == 1  # the server was told: the cancelled job and its files are removed there
+    assert len(deleted) == 1  # the job its first part made is deleted on the server, files and all
+    assert shield_server.request("GET", deleted[0].replace(shield_server.base_url, "")).status == 404
 
 
 def test_a_stopped_server_is_named_in_plain_words(tmp_path, browser):

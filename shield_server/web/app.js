@@ -226,7 +226,10 @@ function addVideo(file, node) {
   node.querySelector(".before").hidden = true;
   node.querySelector(".after figcaption").textContent = text.videoAfter;
   node.querySelector(".download").textContent = text.videoDownload;
-  node.querySelector(".cancel").addEventListener("click", () => item.cancel.abort());
+  node.querySelector(".cancel").addEventListener("click", () => {  // shown at once; the job is deleted behind it
+    item.cancel.abort();
+    fail(item, new DOMException("cancelled", "AbortError"));
+  });
   items.push(item);
   results.prepend(node);
   render(item);
@@ -237,7 +240,7 @@ function addVideo(file, node) {
   };
   protectVideo(file, { pageKey, query: videoQuery(), signal: item.cancel.signal, onProgress })
     .then(({ report, blob }) => {
-      if (item.removed) return;
+      if (item.removed || item.cancel.signal.aborted) return;
       item.output = { report, blob, url: URL.createObjectURL(blob) };
       item.current = true;
       const player = document.createElement("video");
@@ -253,7 +256,7 @@ function addVideo(file, node) {
       item.state = "done";
       render(item);
     })
-    .catch((error) => { if (!item.removed) fail(item, error); });
+    .catch((error) => { if (!item.removed && !item.cancel.signal.aborted) fail(item, error); });
 }
 
 function add(files) {

@@ -44,9 +44,11 @@ export async function protectVideo(file, { pageKey, query, onProgress, signal })
   const parts = Math.max(1, Math.ceil(file.size / PART_BYTES));
   const more = (index) => (index < parts - 1 ? "&more=1" : "");
   onProgress({ phase: "uploading", share: 0 });
-  let status = await (await call(pageKey, "POST", `/v1/video?${query}${more(0)}`, file.slice(0, PART_BYTES), signal)).json();
+  // The first part is never aborted half-way: the job it creates is known, so a Cancel can delete it.
+  let status = await (await call(pageKey, "POST", `/v1/video?${query}${more(0)}`, file.slice(0, PART_BYTES))).json();
   const job = `/v1/video/${status.id}`;
   try {
+    if (signal.aborted) throw cancelled();
     for (let index = 1; index < parts; index++) {
       onProgress(progressOf(status, file));
       const offset = index * PART_BYTES;
