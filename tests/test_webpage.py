@@ -497,6 +497,17 @@ def test_each_video_has_its_own_cancel(shield_server, page, tmp_path):
     assert shield_server.request("GET", deleted[0].replace(shield_server.base_url, "")).status == 404
 
 
+def test_a_file_named_like_a_video_that_is_not_one(shield_server, page):
+    page.goto(f"{shield_server.base_url}/")
+    page.set_input_files("#picker", files=[{"name": "holiday.mp4", "mimeType": "video/mp4", "buffer": b"not a video" * 100}])
+    settle(page)
+    failed = page.locator(".result.failed")
+    assert failed.locator(".summary").inner_text().startswith("Not protected: Not a supported video.")
+    assert failed.locator(".badge").inner_text() == "Not protected"
+    assert page.locator(".result video, .result progress:visible, .result .cancel:visible, .result .pair:visible").count() == 0
+    assert page.locator("#status").inner_text() == "1 video not protected (the reason is below)."
+
+
 def test_a_stopped_server_is_named_in_plain_words(tmp_path, browser):
     from server_process import start_server
 
