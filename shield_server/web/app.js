@@ -22,6 +22,7 @@ const template = document.getElementById("result-template");
 const items = [];
 const queue = [];
 const ACTIVE = ["waiting", "protecting"];
+const LOOK = { waiting: "working", protecting: "working", done: "done", failed: "failed", cancelled: "failed" };
 let working = false;
 let zipProblem = "";
 
@@ -95,9 +96,7 @@ function workingSummary(item) {
 function render(item) {
   const { node, state } = item;
   node.dataset.state = state;
-  for (const name of ["working", "done", "failed"]) {
-    node.classList.toggle(name, name === (ACTIVE.includes(state) ? "working" : state === "cancelled" ? "failed" : state));
-  }
+  for (const look of ["working", "done", "failed"]) node.classList.toggle(look, look === LOOK[state]);
   node.querySelector(".badge").textContent = text.badge[state];
   const summary = node.querySelector(".summary");
   if (ACTIVE.includes(state)) summary.textContent = workingSummary(item);
@@ -126,8 +125,7 @@ function nouns(list) {
 
 /** The status line sums up the items' own states; it never says more than they do. */
 function refreshStatus() {
-  const live = items.filter((item) => !item.removed);
-  const by = (states) => live.filter((item) => states.includes(item.state));
+  const by = (states) => items.filter((item) => states.includes(item.state));
   const active = by(ACTIVE);
   const parts = [];
   if (active.length) parts.push(text.statusWorking(nouns(active)));
@@ -139,7 +137,6 @@ function refreshStatus() {
   if (cancelled.length) parts.push(text.statusCancelled(nouns(cancelled), cancelled.length));
   if (zipProblem) parts.push(zipProblem);
   statusLine.textContent = parts.join(" ");
-  statusLine.dataset.active = String(active.length);
 }
 
 function refreshPage() {
