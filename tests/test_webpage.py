@@ -233,27 +233,40 @@ def test_draw_over_a_missed_face_and_untick_a_detection(shield_server, page):
     assert (again[core(ASTRONAUT_FACE)] == 0).all() and (again[y0:y1, x0:x1] == 0).all()
 
 
+def sent_regions(requests: list) -> list:
+    """The regions the page's last /v1/protect call asked for."""
+    from urllib.parse import parse_qs, urlparse
+
+    query = parse_qs(urlparse(requests[-1]).query)
+    return json.loads(query["regions"][0]) if "regions" in query else []
+
+
 def test_regions_by_keyboard(shield_server, page):
+    calls = []
+    page.on("request", lambda request: "/v1/protect" in request.url and calls.append(request.url))
     page.goto(f"{shield_server.base_url}/")
     scene, _ = pick_scene(page)
     result = page.locator(".result")
-    result.locator(".shield-editor-add").click()  # a region in the middle, selected: [320, 204, 480, 308]
+    result.locator(".shield-editor-add").click()  # a region in the middle of what is shown, selected
     settle(page, "1 region added")
+    [[x0, y0, x1, y1]] = sent_regions(calls)
+    assert 250 < (x0 + x1) / 2 < 550 and 150 < (y0 + y1) / 2 < 370
     shown = result.get_attribute("data-shown")
     for _ in range(3):
-        page.keyboard.press("ArrowRight")  # 8 px each (1% of the longer side)
+        page.keyboard.press("ArrowRight")  # 8 px each (1% of the longer side, the photo shown whole)
     page.keyboard.press("Shift+ArrowDown")
     wait_until(page, "document.querySelector('.result').dataset.shown !== arg", shown)
     settle(page, "1 region added")
+    assert sent_regions(calls) == [[x0 + 24, y0, x1 + 24, y1 + 8]]
     moved = decode(downloaded(page, result.locator(".download")))
-    assert (moved[204:316, 344:504] == 0).all()
-    assert np.array_equal(moved[204:316, 320:344], scene[204:316, 320:344])
+    assert (moved[y0:y1 + 8, x0 + 24:x1 + 24] == 0).all()  # the server filled what the keys asked for
+    assert np.array_equal(moved[y0:y1 + 8, x0:x0 + 24], scene[y0:y1 + 8, x0:x0 + 24])
     result.locator(".shield-region").focus()  # (the download link took the focus)
     page.keyboard.press("Delete")
     settle(page, "1 face replaced, metadata")
-    assert result.locator(".shield-region").count() == 0
+    assert result.locator(".shield-region").count() == 0 and sent_regions(calls) == []
     gone = decode(downloaded(page, result.locator(".download")))
-    assert np.array_equal(gone[204:316, 320:504], scene[204:316, 320:504])
+    assert np.array_equal(gone[y0:y1 + 8, x0:x1 + 24], scene[y0:y1 + 8, x0:x1 + 24])
 
 
 def test_options_apply_to_photos_already_shown(shield_server, page):

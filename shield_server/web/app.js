@@ -104,7 +104,7 @@ function render(item) {
   else if (state === "failed") summary.textContent = text.failed(item.reason);
   else summary.textContent = text.cancelled;
   const progress = node.querySelector("progress");
-  progress.hidden = !ACTIVE.includes(state);
+  progress.hidden = !(item.video && ACTIVE.includes(state));  // a photo has its spinner: no jump on each edit
   progress.setAttribute("aria-label", summary.textContent);
   if (item.video && item.share != null && item.phase !== "waiting") progress.value = item.share;
   else progress.removeAttribute("value");  // indeterminate: it moves while the server opens the clip
