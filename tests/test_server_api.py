@@ -46,7 +46,7 @@ def test_protect_raw_body(shield_server, photo):
     reply = shield_server.request("POST", "/v1/protect?color=ff00ff", body=photo)
     assert reply.status == 200, reply
     assert reply.headers["Content-Type"] == "image/png"
-    assert reply.headers["Content-Disposition"] == 'attachment; filename="photo-protected.png"'
+    assert reply.headers["Content-Disposition"] == 'attachment; filename="photo.protected.png"'
     report = json.loads(reply.headers["X-Shield-Report"])
     assert report["faces"] >= 1 and report["width"] == 512 and report["height"] == 512
     assert len(report["boxes"]) == report["faces"] and "total" in report["timings_ms"]
@@ -250,7 +250,7 @@ def test_web_page_headers(shield_server):
     reply = shield_server.request("GET", "/", token=False)
     assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/html")
     assert reply.headers["Content-Security-Policy"] == (
-        "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'")
+        "default-src 'self'; img-src 'self' blob: data:; media-src blob:; frame-ancestors 'none'")
     assert reply.headers["X-Frame-Options"] == "DENY"
     assert shield_server.token.encode() not in reply.body
     for name in ("app.js", "style.css"):

@@ -22,13 +22,15 @@ log = logging.getLogger("shield.server")
 # Room for the multipart envelope around a photo of max_bytes.
 MULTIPART_OVERHEAD = 64 * 1024
 WEB_FOLDER = Path(__file__).resolve().parent.parent / "web"
-WEB_FILES = {name: "text/javascript; charset=utf-8" for name in ("app.js", "connect.js", "editor.js", "i18n.js", "video.js", "zip.js")} | {
+WEB_FILES = {name: "text/javascript; charset=utf-8" for name in (
+    "app.js", "connect.js", "editor.js", "i18n.js", "names.js", "video.js", "zip.js")} | {
     name: "text/css; charset=utf-8" for name in ("style.css", "editor.css")}
 WEB_PAGES = {"/": "index.html", "/connect": "connect.html"}  # the pages that carry the page key
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'",
+    # media-src blob:: the web page plays the protected clip it holds as a blob: URL, nothing else.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src blob:; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "same-origin",
@@ -151,7 +153,7 @@ def create_app(config: ServerConfig) -> Flask:
         report = json.dumps(result.report(), separators=(",", ":"))
         return Response(_chunks(result.data), mimetype=result.mime_type, headers={
             "Content-Length": str(len(result.data)), "X-Shield-Report": report,
-            "Content-Disposition": f'attachment; filename="photo-protected.{result.extension}"'})
+            "Content-Disposition": f'attachment; filename="photo.protected.{result.extension}"'})
 
     @app.post("/v1/detect")
     def detect():
