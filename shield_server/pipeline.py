@@ -289,6 +289,7 @@ def _redact(frames: list[np.ndarray], choices: Plan, options: ProtectOptions, cl
         redact.fill_pixels(frame, mask, values)
     clock.lap("redact")
     _verify(frames, mask, values)
+    clock.lap("verify")
 
 
 def protect(data: bytes, options: ProtectOptions = ProtectOptions()) -> ProtectResult:
