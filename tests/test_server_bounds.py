@@ -184,7 +184,7 @@ def _attack_photo_in_a_field_at_limit(photo):
 # options parsed. Options themselves add a few MB. Measured on the code before these bounds: one 40 MB
 # regions field took +1194 MB, two +2360 MB; `[` x 60000 answered 500.
 MB = 1_000_000
-BUFFERED = PARALLEL * BODY_LIMIT
+BUFFERED = PARALLEL * BODY_LIMIT * 5 // 4  # a buffer grows by reallocation while the body arrives
 SLACK = 100 * MB  # threads, allocator, the small photo of the warm-up
 ATTACKS = {  # name: (request, peak growth allowed for PARALLEL at once)
     "regions_field_40mb": (_attack_regions_field_40mb, BUFFERED + SLACK),
@@ -192,7 +192,7 @@ ATTACKS = {  # name: (request, peak growth allowed for PARALLEL at once)
     "keep_query_at_limit": (_attack_keep_query_at_limit, SLACK),
     "deep_nesting": (_attack_deep_nesting, SLACK),
     "many_parts": (_attack_many_parts, SLACK),
-    "photo_body_at_limit": (_attack_photo_body_at_limit, BUFFERED + 2 * BODY_LIMIT + SLACK),
+    "photo_body_at_limit": (_attack_photo_body_at_limit, BUFFERED + 3 * BODY_LIMIT + SLACK),
     "photo_in_a_field_at_limit": (_attack_photo_in_a_field_at_limit, BUFFERED + 3 * BODY_LIMIT + SLACK),
 }
 
