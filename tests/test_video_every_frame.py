@@ -20,7 +20,8 @@ EVERY = video_faces.DETECT_EVERY  # the schedule the clips are placed against (3
 
 
 def faces() -> dict[str, np.ndarray]:
-    """Face pictures as they are pasted: the astronaut's face (brow to chin) and three LFW faces CenterFace finds on a still (most of the subset's tight 25 px crops score under its threshold), 60 px."""
+    """Face pictures as they are pasted: the astronaut's face (brow to chin) and three LFW faces CenterFace
+    finds on a still (most of the subset's tight 25 px crops score under its threshold), 60 px."""
     x0, y0, x1, y1 = FACE_IN_PHOTO
     astronaut = cv2.resize(data.astronaut()[y0:y1, x0:x1], (50, 64), interpolation=cv2.INTER_AREA)
     lfw = data.lfw_subset()  # the first 100 are faces
