@@ -26,7 +26,8 @@ import av
 import cv2
 import numpy as np
 
-from shield_server import formats, redact
+from shield_server import formats, redact, video_bounds
+from shield_server.video_sandbox import IsolatedClip, Picture
 from shield_server.detect import default_detector
 from shield_server.errors import (BadOptions, Cancelled, ProtectionFailed, TooLarge, UndecodableVideo,
                                   UnsupportedImage)
@@ -34,7 +35,6 @@ from shield_server.errors import (BadOptions, Cancelled, ProtectionFailed, TooLa
 MAX_BYTES = 1_000_000_000
 MAX_SECONDS = 600.0
 MAX_PIXELS = 4096 * 2304  # 4K UHD and DCI 4K
-MAX_FPS = 240
 DETECT_EVERY = 3
 # The photo detector's fine pass (1.5x, there for faces under ~20 px) is ~80% of a detection frame's time.
 # It runs on every FINE_EVERY-th detection frame and on both sides of a scene cut; the detection frames
@@ -65,7 +65,6 @@ VIDEO_PRESET = "veryfast"
 AUDIO_BITRATE = 128_000
 AUDIO_CHOICES = ("keep", "drop")
 MAX_EARLY_AUDIO_FRAMES = 500
-READABLE_CONTAINERS = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"}
 WORKDIR_PREFIX = "job-"
 
 Progress = Callable[[int, int], None]
@@ -165,32 +164,20 @@ class _open_input:
             raise TooLarge(f"The video is {size / 1e6:.0f} MB; the limit is {self.options.max_bytes / 1e6:.0f} MB.")
         if formats.sniff_video(head) is None:
             raise UnsupportedImage("Not a supported video. Photo Shield reads MP4, MOV, M4V, WebM and MKV.")
-        try:
-            self.container = av.open(source if not isinstance(source, os.PathLike) else os.fspath(source),
-                                     "r", metadata_errors="ignore")
-        except av.error.FFmpegError as exc:
-            raise UndecodableVideo(f"The video cannot be read ({_reason(exc)}); it may be truncated or damaged.") from None
-        if self.container.format.name not in READABLE_CONTAINERS:
-            self.container.close()
-            raise UnsupportedImage("Not a supported video. Photo Shield reads MP4, MOV, M4V, WebM and MKV.")
+        self.container = IsolatedClip(source, self.options).__enter__()
         return self.container
 
     def __exit__(self, *exc_info):
         if self.container is not None:
-            self.container.close()
-
-
-def _reason(exc: Exception) -> str:
-    return getattr(exc, "strerror", None) or type(exc).__name__
+            self.container.__exit__(*exc_info)
 
 
 class _Transcoder:
     def __init__(self, clip, output, options: VideoOptions, progress, cancel):
         self.clip, self.output, self.options = clip, output, options
         self.progress, self.cancel = progress or (lambda done, total: None), cancel or (lambda: False)
-        self.video = _video_stream(clip)
-        self.audio = (clip.streams.audio[0] if options.audio and clip.streams.audio else None)
-        self._check_limits()
+        self.audio = clip.audio
+        self.rate, self.time_base, self.expected_frames = clip.rate, clip.time_base, clip.expected_frames
         self.detector, self.light_detector = _video_detectors()
         self.motion: dict[int, np.ndarray | None] = {}  # frame index -> camera motion from the frame before
         self.previous_small = None
@@ -201,69 +188,30 @@ class _Transcoder:
         self.previous_thumb = None
         self.video_out = self.audio_out = self.resampler = None
         self.rotation = 0
-        self.first_pts = None
         self.early_audio = []
-
-    def _check_limits(self) -> None:
-        stream, options = self.video, self.options
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if width <= 0 or height <= 0:
-            raise UndecodableVideo("The video's frame size cannot be read; it may be damaged.")
-        if width * height > options.max_pixels:
-            raise TooLarge(f"The video is {width}x{height}; the limit is {options.max_pixels / 1e6:.1f} megapixels.")
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or not 0 < float(rate) <= MAX_FPS:
-            raise UndecodableVideo("The video's frame rate cannot be read, or is over 240 fps.")
-        self.rate = rate
-        seconds = self._duration()
-        if seconds is None:
-            raise UndecodableVideo("The video's duration cannot be read; it may be truncated or damaged.")
-        if seconds > options.max_seconds:
-            raise TooLarge(f"The video lasts {seconds / 60:.1f} minutes; the limit is "
-                           f"{options.max_seconds / 60:.0f} minutes.")
-        self.seconds = seconds
-        self.expected_frames = stream.frames or round(seconds * float(rate))
-
-    def _duration(self) -> float | None:
-        stream = self.video
-        if stream.duration and stream.time_base:
-            return float(stream.duration * stream.time_base)
-        if self.clip.duration:
-            return self.clip.duration / av.time_base
-        return None
 
     def _open_outputs(self, width: int, height: int) -> None:
         video_out = self.output.add_stream("libx264", rate=self.rate)
         video_out.width, video_out.height, video_out.pix_fmt = width, height, "yuv420p"
-        video_out.time_base = self.video.time_base
-        video_out.codec_context.time_base = self.video.time_base
-        video_out.options = {"crf": VIDEO_CRF, "preset": VIDEO_PRESET}
+        video_out.time_base = self.time_base
+        video_out.codec_context.time_base = self.time_base
+        video_out.options = {"crf": VIDEO_CRF, "preset": VIDEO_PRESET,
+                             **video_bounds.encoder_ceiling(width, height, self.rate)}
         video_out.thread_type = "AUTO"
         self.video_out = video_out
         if self.audio is not None:
-            layout = "mono" if self.audio.codec_context.channels == 1 else "stereo"
-            rate = self.audio.codec_context.sample_rate or 48000
+            layout = "mono" if self.audio["channels"] == 1 else "stereo"
+            rate = self.audio["sample_rate"]
             self.audio_out = self.output.add_stream("aac", rate=rate, layout=layout)
             self.audio_out.bit_rate = AUDIO_BITRATE
             self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
 
     def run(self) -> VideoResult:
-        self.video.thread_type = "AUTO"
-        streams = [self.video] + ([self.audio] if self.audio is not None else [])
-        try:
-            for packet in self.clip.demux(streams):
-                if self.cancel():
-                    raise Cancelled("The video was cancelled.")
-                for frame in packet.decode():
-                    if packet.stream is self.video:
-                        self._take(frame)
-                    else:
-                        self._take_audio(frame)
-        except av.error.FFmpegError as exc:
-            raise UndecodableVideo(f"The video cannot be decoded ({_reason(exc)}); it may be truncated or damaged.") from None
-        if self.decoded == 0:
-            raise UndecodableVideo("The video has no frame that can be decoded.")
-        self._check_complete()
+        for item in self.clip.decoded(self.cancel):
+            if isinstance(item, Picture):
+                self._take(item)
+            else:
+                self._take_audio(item)
         while self.window:
             self._write_oldest()
         self._flush_encoders()
@@ -271,38 +219,13 @@ class _Transcoder:
         return VideoResult(width, height, self.written, float(self.rate), self.audio_out is not None,
                            self.rotation, len(self.detections_done), self.faces_max, self.cuts)
 
-    def _check_complete(self) -> None:
-        """A truncated file decodes without error up to where it stops: refuse it rather than release part
-        of a clip the user did not choose to cut."""
-        if self.video.frames and self.decoded < self.video.frames - 1:
-            raise UndecodableVideo(f"The video is truncated or damaged: {self.decoded} of {self.video.frames} "
-                                   "frames could be read.")
-        last_seconds = float((self.last_pts - self.first_pts) * self.video.time_base)
-        # The stated duration ends after the last frame's own duration, and audio may run a little longer.
-        if not self.video.frames and last_seconds < self.seconds - max(3 / float(self.rate), 0.25):
-            raise UndecodableVideo(f"The video is truncated or damaged: it stops after {last_seconds:.1f} s "
-                                   f"of {self.seconds:.1f} s.")
-
-    def _take(self, frame) -> None:
-        if frame.is_corrupt:
-            raise UndecodableVideo("The video is damaged: a frame could not be decoded intact.")
+    def _take(self, frame: Picture) -> None:
+        rgb = frame.rgb
         if self.video_out is None:
-            self.rotation = int(round((frame.rotation or 0) / 90.0)) % 4 * 90
+            self.rotation = self.clip.rotation
             self.detections_done: set[int] = set()
-        rgb = frame.to_ndarray(format="rgb24")
-        if self.rotation:
-            rgb = np.rot90(rgb, k=self.rotation // 90)  # FFmpeg's rotation is counter-clockwise
-        rgb = np.ascontiguousarray(rgb[:rgb.shape[0] // 2 * 2, :rgb.shape[1] // 2 * 2])  # 4:2:0 needs even sizes
-        if self.video_out is None:
             self.out_shape = rgb.shape[:2]
             self._open_outputs(rgb.shape[1], rgb.shape[0])
-        if frame.pts is None:
-            raise UndecodableVideo("The video's frames carry no timestamps; it may be damaged.")
-        if self.first_pts is None:
-            self.first_pts = frame.pts
-        self.last_pts = frame.pts
-        if float((frame.pts - self.first_pts) * self.video.time_base) > self.options.max_seconds:
-            raise TooLarge(f"The video lasts over {self.options.max_seconds / 60:.0f} minutes.")
         index = self.decoded
         self.decoded += 1
         item = _Frame(index, frame.pts, rgb)
@@ -404,7 +327,7 @@ class _Transcoder:
         if mask.any() and not (item.rgb[mask] == values).all():
             raise ProtectionFailed("Redaction check failed: a face region was not fully replaced.")
         frame = av.VideoFrame.from_ndarray(item.rgb, format="rgb24")
-        frame.pts, frame.time_base = item.pts, self.video.time_base
+        frame.pts, frame.time_base = item.pts, self.time_base
         for packet in self.video_out.encode(frame):
             self.output.mux(packet)
         self.written += 1
@@ -449,13 +372,6 @@ class _Frame:
     index: int
     pts: int
     rgb: np.ndarray
-
-
-def _video_stream(clip):
-    for stream in clip.streams.video:
-        if not stream.disposition & av.stream.Disposition.attached_pic:  # cover art is a "video" stream
-            return stream
-    raise UndecodableVideo("The file has no video stream.")
 
 
 def _video_detectors():
