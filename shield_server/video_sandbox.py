@@ -68,16 +68,18 @@ class IsolatedClip:
 
     def __init__(self, source: str | os.PathLike, options):
         self.source, self.options = Path(source), options
-        self.process = None
+        self.process = self.ring = None
         self.peak_rss = 0  # the child's peak resident memory, as it reported it
         self.rotation = 0  # the display matrix's turn, already applied to the pictures
         self.decoded_count = 0
 
     def __enter__(self) -> "IsolatedClip":
         frame_bytes = self.options.max_pixels * 3
-        self.ring_fd = os.memfd_create("shield-frames")
-        os.ftruncate(self.ring_fd, frame_bytes * SLOTS)  # pages are only allocated when written
-        self.ring = mmap.mmap(self.ring_fd, frame_bytes * SLOTS)
+        self.ring_fd = self.ring = None
+        if hasattr(os, "memfd_create"):  # Linux; elsewhere the pictures come through the pipe (one more copy)
+            self.ring_fd = os.memfd_create("shield-frames")
+            os.ftruncate(self.ring_fd, frame_bytes * SLOTS)  # pages are only allocated when written
+            self.ring = mmap.mmap(self.ring_fd, frame_bytes * SLOTS)
         settings = {"path": os.fspath(self.source), "ring_fd": self.ring_fd, "slot_bytes": frame_bytes,
                     "max_pixels": self.options.max_pixels, "max_seconds": self.options.max_seconds,
                     "audio": self.options.audio}
@@ -87,7 +89,7 @@ class IsolatedClip:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "shield_server.video_sandbox", json.dumps(settings)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            pass_fds=(self.ring_fd,), env=env)
+            pass_fds=(self.ring_fd,) if self.ring is not None else (), env=env)
         try:
             info = self._message()
             if info.get("t") != "info":
@@ -118,8 +120,12 @@ class IsolatedClip:
             kind = message.get("t")
             if kind == "video":
                 height, width = message["height"], message["width"]
-                start = message["slot"] * self.options.max_pixels * 3
-                rgb = np.frombuffer(self.ring, np.uint8, height * width * 3, start).reshape(height, width, 3).copy()
+                rgb = np.empty((height, width, 3), np.uint8)
+                if self.ring is not None:
+                    start = message["slot"] * self.options.max_pixels * 3
+                    rgb[:] = np.frombuffer(self.ring, np.uint8, rgb.size, start).reshape(rgb.shape)
+                elif self.process.stdout.readinto(memoryview(rgb).cast("B")) != rgb.size:
+                    self._raise({})
                 try:
                     self.process.stdin.write(b"\x01")  # the slot is free again
                     self.process.stdin.flush()
@@ -172,7 +178,7 @@ class IsolatedClip:
                 except OSError:
                     pass
             self.process.wait()
-        if getattr(self, "ring", None) is not None:
+        if self.ring is not None:
             self.ring.close()
             os.close(self.ring_fd)
             self.ring = None
@@ -205,14 +211,23 @@ def _memory(field: str) -> int:
     return 0
 
 
-def _child(settings: dict, out, acks) -> None:
-    import resource
+def _limit_memory(soft: int, hard: int | None = None) -> None:
+    """RLIMIT_AS where the system has it (Linux enforces it; Windows has no such limit)."""
+    try:
+        import resource
 
+        resource.setrlimit(resource.RLIMIT_AS, (soft, resource.getrlimit(resource.RLIMIT_AS)[1] if hard is None
+                                                else hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def _child(settings: dict, out, acks) -> None:
     # The hard limit: not even this code goes past the ceiling of the largest frame size allowed.
-    resource.setrlimit(resource.RLIMIT_AS, (CEILING_BASE, decode_ceiling(settings["max_pixels"])))
+    _limit_memory(CEILING_BASE, decode_ceiling(settings["max_pixels"]))
     decoder = None
     try:
-        ring = mmap.mmap(settings["ring_fd"], settings["slot_bytes"] * SLOTS)
+        ring = None if settings["ring_fd"] is None else mmap.mmap(settings["ring_fd"], settings["slot_bytes"] * SLOTS)
         decoder = _Decoder(settings, ring, out, acks)
         decoder.run()
     except _Refused as refused:
@@ -236,10 +251,8 @@ class _Decoder:
         self.ceiling = CEILING_BASE
 
     def raise_ceiling(self, pixels: int) -> None:
-        import resource
-
         self.ceiling = decode_ceiling(pixels)
-        resource.setrlimit(resource.RLIMIT_AS, (self.ceiling, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        _limit_memory(self.ceiling)
 
     def refuse(self, cls, message: str):
         raise _Refused(cls(message))
@@ -366,10 +379,14 @@ class _Decoder:
                 raise SystemExit(0)  # the parent is gone
             self.in_flight -= 1
         height, width = rgb.shape[:2]
-        start = self.slot * self.settings["slot_bytes"]
-        np.copyto(np.frombuffer(self.ring, np.uint8, height * width * 3, start).reshape(height, width, 3), rgb)
-        _send(self.out, {"t": "video", "slot": self.slot, "pts": frame.pts, "width": width, "height": height,
-                         "rotation": self.rotation})
+        header = {"t": "video", "slot": self.slot, "pts": frame.pts, "width": width, "height": height,
+                  "rotation": self.rotation}
+        if self.ring is None:
+            _send(self.out, header, np.ascontiguousarray(rgb).tobytes())
+        else:
+            start = self.slot * self.settings["slot_bytes"]
+            np.copyto(np.frombuffer(self.ring, np.uint8, rgb.size, start).reshape(rgb.shape), rgb)
+            _send(self.out, header)
         self.slot = (self.slot + 1) % SLOTS
         self.in_flight += 1
         self.decoded += 1

@@ -4,6 +4,7 @@ the header's, codecs outside the list) refused with every process's peak memory 
 abandoned jobs removed on time by the server's timer, and at once when cancelled while uploading."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from shield_server.errors import ShieldError
 from shield_server.video import VideoOptions, protect_video
 from shield_server.video_sandbox import decode_ceiling
 from video_bombs import empty_clip, index_bomb, mjpeg_bomb, size_bomb, tiny_clip
-from videos import decode_frames, make_clip
+from videos import MAGENTA, decode_frames, magenta_share, make_clip
 
 MB = 1 << 20
 # No process may come near what the bombs cost before (CLI: 3.3 GB for the index bomb, 1.9 GB for
@@ -99,6 +100,16 @@ def test_output_size_bounded_whatever_the_pictures(tmp_path):
     assert out.stat().st_size <= bound, (out.stat().st_size, bound)
 
 
+def test_pictures_and_sound_through_the_pipe_where_there_is_no_shared_memory(tmp_path, monkeypatch):
+    """macOS and Windows have no memfd: the child sends the pictures through its stdout instead."""
+    source, out = tmp_path / "clip.mp4", tmp_path / "out.mp4"
+    truth = make_clip(source, frames=12)
+    monkeypatch.delattr(os, "memfd_create")
+    result = protect_video(source, out, VideoOptions(color=MAGENTA))
+    assert result.frames == 12 and result.audio
+    assert min(magenta_share(rgb, box) for rgb, box in zip(decode_frames(out), truth)) >= 0.95
+
+
 def test_single_frame_clip_protected(tmp_path):
     source, out = tmp_path / "one.mp4", tmp_path / "out.mp4"
     make_clip(source, frames=1, audio=False)
@@ -108,8 +119,7 @@ def test_single_frame_clip_protected(tmp_path):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    process = start_server(tmp_path_factory.mktemp("config"), env={**__import__("os").environ,
-                                                                   "SHIELD_VIDEO_JOB_TTL_S": "3"})
+    process = start_server(tmp_path_factory.mktemp("config"), env={**os.environ, "SHIELD_VIDEO_JOB_TTL_S": "3"})
     yield process
     process.stop()
 
