@@ -68,14 +68,13 @@ class IsolatedClip:
 
     def __init__(self, source: str | os.PathLike, options):
         self.source, self.options = Path(source), options
-        self.process = self.ring = None
-        self.peak_rss = 0  # the child's peak resident memory, as it reported it
+        self.process = self.ring = self.ring_fd = None
+        self.peak_rss = self.address_peak = 0  # the child's peak resident memory and address space
         self.rotation = 0  # the display matrix's turn, already applied to the pictures
         self.decoded_count = 0
 
     def __enter__(self) -> "IsolatedClip":
         frame_bytes = self.options.max_pixels * 3
-        self.ring_fd = self.ring = None
         if hasattr(os, "memfd_create"):  # Linux; elsewhere the pictures come through the pipe (one more copy)
             self.ring_fd = os.memfd_create("shield-frames")
             os.ftruncate(self.ring_fd, frame_bytes * SLOTS)  # pages are only allocated when written
@@ -119,10 +118,12 @@ class IsolatedClip:
             message = self._message()
             kind = message.get("t")
             if kind == "video":
-                height, width = message["height"], message["width"]
+                height, width, slot = message["height"], message["width"], message["slot"]
+                if not (0 < width and 0 < height and width * height <= self.options.max_pixels and 0 <= slot < SLOTS):
+                    self._raise({})  # the child says what no picture within the limits is: it is not ours
                 rgb = np.empty((height, width, 3), np.uint8)
                 if self.ring is not None:
-                    start = message["slot"] * self.options.max_pixels * 3
+                    start = slot * self.options.max_pixels * 3
                     rgb[:] = np.frombuffer(self.ring, np.uint8, rgb.size, start).reshape(rgb.shape)
                 elif self.process.stdout.readinto(memoryview(rgb).cast("B")) != rgb.size:
                     self._raise({})
@@ -135,6 +136,8 @@ class IsolatedClip:
                 self.rotation = message["rotation"]
                 yield Picture(self.decoded_count - 1, message["pts"], rgb)
             elif kind == "audio":
+                if message["channels"] not in (1, 2):
+                    self._raise({})
                 samples = np.frombuffer(self._read(message["bytes"]), np.float32).reshape(message["channels"], -1)
                 frame = av.AudioFrame.from_ndarray(samples, format="fltp",
                                                    layout="mono" if message["channels"] == 1 else "stereo")
@@ -148,6 +151,8 @@ class IsolatedClip:
                 self._raise(message)
 
     def _read(self, count: int) -> bytes:
+        if count > MAX_MESSAGE:
+            self._raise({})
         data = self.process.stdout.read(count)
         if len(data) != count:
             self._raise({})
@@ -155,8 +160,6 @@ class IsolatedClip:
 
     def _message(self) -> dict:
         length, = _LENGTH.unpack(self._read(_LENGTH.size))
-        if length > MAX_MESSAGE:
-            self._raise({})
         return json.loads(self._read(length))
 
     def _raise(self, message: dict):
