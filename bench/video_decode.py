@@ -60,7 +60,7 @@ def in_process(path: Path) -> int:
 def isolated(path: Path) -> int:
     count = 0
     with IsolatedClip(path, VideoOptions(audio=False)) as clip:
-        for _ in clip.decoded():
+        for _ in clip.frames():
             count += 1
     return count
 

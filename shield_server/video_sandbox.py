@@ -15,7 +15,7 @@ samples. The parent acknowledges each picture on the child's stdin, freeing its 
 
     with IsolatedClip(path, options) as clip:   # refused here: too large, unsupported, unreadable, bomb
         clip.width, clip.height, clip.rate, clip.time_base, clip.seconds, clip.expected_frames, clip.audio
-        for item in clip.decoded(cancel):        # Picture (upright RGB) or av.AudioFrame, in file order
+        for item in clip.frames(cancel):         # Picture (upright RGB) or av.AudioFrame, in file order
             ...
     clip.peak_rss                               # the child's peak resident memory (Linux), as it reported it
 """
@@ -26,18 +26,15 @@ import os
 import struct
 import subprocess
 import sys
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from shield_server.errors import Cancelled, ShieldError, TooLarge, UndecodableVideo, UnsupportedImage
+from shield_server.video_source import Picture
 
-ALLOWED_CODECS = {"h264": "H.264", "hevc": "HEVC", "vp8": "VP8", "vp9": "VP9", "av1": "AV1"}
-READABLE_CONTAINERS = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"}
-MAX_FPS = 240
-MIN_SIDE = 16  # smaller pictures (1x1, 2x2) are no video a person shoots; the detector needs some pixels
 # The child's address-space ceiling: CEILING_BASE while it opens the file (the interpreter, PyAV's
 # libraries and the demuxer's index: a legitimate 10-minute clip's index is a few MB), then
 # CEILING_BASE plus CEILING_PER_PIXEL bytes per pixel of the header's frame size (the decoder's reference
@@ -48,14 +45,6 @@ DECODER_THREADS = 4  # each decoding thread holds frames and a stack: a fixed co
 SLOTS = 3
 MAX_MESSAGE = 64 << 20
 _LENGTH = struct.Struct("<I")
-
-
-@dataclass
-class Picture:
-    """One decoded frame, upright, cropped to even sizes (4:2:0 needs them)."""
-    index: int
-    pts: int
-    rgb: np.ndarray
 
 
 def decode_ceiling(pixels: int) -> int:
@@ -71,7 +60,7 @@ class IsolatedClip:
         self.process = self.ring = self.ring_fd = None
         self.peak_rss = self.address_peak = 0  # the child's peak resident memory and address space
         self.rotation = 0  # the display matrix's turn, already applied to the pictures
-        self.decoded_count = 0
+        self.decoded = 0  # pictures received
 
     def __enter__(self) -> "IsolatedClip":
         frame_bytes = self.options.max_pixels * 3
@@ -80,8 +69,8 @@ class IsolatedClip:
             os.ftruncate(self.ring_fd, frame_bytes * SLOTS)  # pages are only allocated when written
             self.ring = mmap.mmap(self.ring_fd, frame_bytes * SLOTS)
         settings = {"path": os.fspath(self.source), "ring_fd": self.ring_fd, "slot_bytes": frame_bytes,
-                    "max_pixels": self.options.max_pixels, "max_seconds": self.options.max_seconds,
-                    "audio": self.options.audio}
+                    "max_bytes": self.options.max_bytes, "max_pixels": self.options.max_pixels,
+                    "max_seconds": self.options.max_seconds, "audio": self.options.audio}
         env = {**os.environ, "MALLOC_ARENA_MAX": "2"}  # each arena reserves 64 MB of address space
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
                                                           env.get("PYTHONPATH")]))
@@ -106,7 +95,7 @@ class IsolatedClip:
     def __exit__(self, *exc_info):
         self._stop()
 
-    def decoded(self, cancel=lambda: False):
+    def frames(self, cancel=lambda: False):
         """Pictures and audio frames in the file's order; raises the child's refusal (damaged, truncated,
         too large, over its memory ceiling) and Cancelled when cancel() says so."""
         import av
@@ -132,9 +121,9 @@ class IsolatedClip:
                     self.process.stdin.flush()
                 except BrokenPipeError:
                     pass  # the child has sent everything and ended
-                self.decoded_count += 1
+                self.decoded += 1
                 self.rotation = message["rotation"]
-                yield Picture(self.decoded_count - 1, message["pts"], rgb)
+                yield Picture(self.decoded - 1, message["pts"], rgb)
             elif kind == "audio":
                 if message["channels"] not in (1, 2):
                     self._raise({})
@@ -189,11 +178,6 @@ class IsolatedClip:
 
 # The child's side.
 
-class _Refused(Exception):
-    def __init__(self, error: ShieldError):
-        self.error = error
-
-
 def _send(out, header: dict, payload: bytes = b"") -> None:
     data = json.dumps(header).encode()
     out.write(_LENGTH.pack(len(data)) + data)
@@ -225,209 +209,79 @@ def _limit_memory(soft: int, hard: int | None = None) -> None:
         pass
 
 
-def _child(settings: dict, out, acks) -> None:
-    # The hard limit: not even this code goes past the ceiling of the largest frame size allowed.
-    _limit_memory(CEILING_BASE, decode_ceiling(settings["max_pixels"]))
-    decoder = None
-    try:
-        ring = None if settings["ring_fd"] is None else mmap.mmap(settings["ring_fd"], settings["slot_bytes"] * SLOTS)
-        decoder = _Decoder(settings, ring, out, acks)
-        decoder.run()
-    except _Refused as refused:
-        _send(out, {"t": "error", "code": refused.error.code, "message": refused.error.message,
-                    "peak": _memory("VmHWM")})
-    except MemoryError:
-        ceiling = decoder.ceiling if decoder is not None else CEILING_BASE
-        _send(out, {"t": "error", "code": TooLarge.code,
-                    "message": f"Decoding the video needs more than the {ceiling >> 20} MB of memory allowed "
-                               "for its frame size: it may be built to exhaust memory.", "peak": _memory("VmHWM")})
+class _Child:
+    """Opens the clip with video_source.ClipSource (its limits and checks) and ships what it decodes."""
 
-
-class _Decoder:
-    def __init__(self, settings: dict, ring, out, acks):
-        self.settings, self.ring, self.out, self.acks = settings, ring, out, acks
-        self.in_flight = 0
-        self.slot = 0
-        self.decoded = 0
-        self.first_pts = self.last_pts = None
-        self.size = None
+    def __init__(self, settings: dict, out, acks):
+        self.settings, self.out, self.acks = settings, out, acks
+        self.ring = None if settings["ring_fd"] is None else mmap.mmap(settings["ring_fd"], settings["slot_bytes"] * SLOTS)
         self.ceiling = CEILING_BASE
-
-    def raise_ceiling(self, pixels: int) -> None:
-        self.ceiling = decode_ceiling(pixels)
-        _limit_memory(self.ceiling)
-
-    def refuse(self, cls, message: str):
-        raise _Refused(cls(message))
+        self.in_flight = self.slot = 0
 
     def run(self) -> None:
         import av
 
-        try:
-            container = av.open(self.settings["path"], "r", metadata_errors="ignore")
-        except av.error.FFmpegError as exc:
-            if _memory("VmPeak") > 0.9 * CEILING_BASE or isinstance(exc, MemoryError):
-                raise MemoryError from None
-            self.refuse(UndecodableVideo, f"The video cannot be read ({_reason(exc)}); it may be truncated "
-                                          "or damaged.")
-        with container:
-            if container.format.name not in READABLE_CONTAINERS:
-                self.refuse(UnsupportedImage, "Not a supported video. Photo Shield reads MP4, MOV, M4V, "
-                                              "WebM and MKV.")
-            video = _video_stream(container, self)
-            audio = container.streams.audio[0] if self.settings["audio"] and container.streams.audio else None
-            info = self.check_header(video)
-            if audio is not None:
-                channels = 1 if audio.codec_context.channels == 1 else 2
-                rate = audio.codec_context.sample_rate or 48000
-                info["audio"] = {"channels": channels, "sample_rate": rate}
+        from shield_server.video_source import ClipSource
+
+        limits = {name: self.settings[name] for name in ("audio", "max_bytes", "max_pixels", "max_seconds")}
+        with ClipSource(self.settings["path"], SimpleNamespace(**limits)) as clip:
+            context = clip.video.codec_context
+            self.ceiling = decode_ceiling(context.width * context.height)
+            _limit_memory(self.ceiling)
+            context.thread_count = DECODER_THREADS
+            audio = resampler = None
+            if clip.audio is not None:
+                channels = 1 if clip.audio.codec_context.channels == 1 else 2
+                audio = {"channels": channels, "sample_rate": clip.audio.codec_context.sample_rate or 48000}
                 resampler = av.AudioResampler(format="fltp", layout="mono" if channels == 1 else "stereo",
-                                              rate=rate)
-            self.raise_ceiling(info["width"] * info["height"])
-            _send(self.out, info)
-            video.thread_type = "AUTO"
-            video.codec_context.thread_count = DECODER_THREADS
-            streams = [video] + ([audio] if audio is not None else [])
-            self.video = video
-            try:
-                for packet in container.demux(streams):
-                    for frame in packet.decode():
-                        if packet.stream is video:
-                            self.picture(frame)
-                        else:
-                            for resampled in resampler.resample(frame):
-                                self.audio_frame(resampled)
-                if audio is not None:
-                    for resampled in resampler.resample(None):
-                        self.audio_frame(resampled)
-            except av.error.FFmpegError as exc:
-                if isinstance(exc, MemoryError):
-                    raise
-                self.refuse(UndecodableVideo, f"The video cannot be decoded ({_reason(exc)}); it may be "
-                                              "truncated or damaged.")
-            self.check_complete(info)
-        _send(self.out, {"t": "end", "frames": self.decoded, "peak": _memory("VmHWM"),
-                         "address_peak": _memory("VmPeak")})
+                                              rate=audio["sample_rate"])
+            time_base = clip.video.time_base
+            _send(self.out, {"t": "info", "codec": context.codec.canonical_name, "width": context.width,
+                             "height": context.height, "rate": [clip.rate.numerator, clip.rate.denominator],
+                             "time_base": [time_base.numerator, time_base.denominator], "seconds": clip.seconds,
+                             "expected_frames": clip.expected_frames, "audio": audio})
+            for item in clip.frames(lambda: False):
+                if isinstance(item, Picture):
+                    self.picture(item, clip.rotation)
+                else:
+                    for resampled in resampler.resample(item):
+                        self.audio(resampled)
+            if resampler is not None:
+                for resampled in resampler.resample(None):
+                    self.audio(resampled)
+        _send(self.out, {"t": "end", "peak": _memory("VmHWM"), "address_peak": _memory("VmPeak")})
 
-    def check_header(self, stream) -> dict:
-        import av
-
-        context = stream.codec_context
-        codec = context.codec.canonical_name  # "av1" whichever decoder (dav1d) reads it
-        if codec not in ALLOWED_CODECS:
-            self.refuse(UnsupportedImage, f"The video's pictures are {codec.upper()}; Photo Shield reads "
-                                          f"{', '.join(ALLOWED_CODECS.values())}.")
-        width, height = context.width, context.height
-        if width <= 0 or height <= 0:
-            self.refuse(UndecodableVideo, "The video's frame size cannot be read; it may be damaged.")
-        self.check_size(width, height)
-        if not stream.frames and not stream.duration and not stream.container.duration:
-            self.refuse(UndecodableVideo, "The video has no frame: its index lists none and it lasts 0 s.")
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or not 0 < float(rate) <= MAX_FPS:
-            self.refuse(UndecodableVideo, f"The video's frame rate cannot be read, or is over {MAX_FPS} fps.")
-        seconds = None
-        if stream.duration and stream.time_base:
-            seconds = float(stream.duration * stream.time_base)
-        elif stream.container.duration:
-            seconds = stream.container.duration / av.time_base
-        if seconds is None:
-            self.refuse(UndecodableVideo, "The video's duration cannot be read; it may be truncated or damaged.")
-        max_seconds = self.settings["max_seconds"]
-        if seconds > max_seconds:
-            self.refuse(TooLarge, f"The video lasts {seconds / 60:.1f} minutes; the limit is "
-                                  f"{max_seconds / 60:.0f} minutes.")
-        if stream.frames > max_seconds * MAX_FPS:
-            self.refuse(TooLarge, f"The video's index lists {stream.frames} frames; the limit is "
-                                  f"{max_seconds / 60:.0f} minutes at {MAX_FPS} frames per second.")
-        return {"t": "info", "codec": codec, "width": width, "height": height,
-                "rate": [rate.numerator, rate.denominator],
-                "time_base": [stream.time_base.numerator, stream.time_base.denominator], "seconds": seconds,
-                "frames": stream.frames, "expected_frames": stream.frames or round(seconds * float(rate)),
-                "audio": None}
-
-    def check_size(self, width: int, height: int) -> None:
-        max_pixels = self.settings["max_pixels"]
-        if width * height > max_pixels:
-            self.refuse(TooLarge, f"The video has frames of {width}x{height}; the limit is "
-                                  f"{max_pixels / 1e6:.1f} megapixels.")
-        if min(width, height) < MIN_SIDE:
-            self.refuse(UndecodableVideo, f"The video is {width}x{height} pixels; Photo Shield protects clips of "
-                                          f"at least {MIN_SIDE}x{MIN_SIDE}.")
-
-    def picture(self, frame) -> None:
-        if frame.is_corrupt:
-            self.refuse(UndecodableVideo, "The video is damaged: a frame could not be decoded intact.")
-        self.check_size(frame.width, frame.height)  # every picture, not only the header's size
-        if self.size is None:
-            self.size = (frame.width, frame.height)
-            self.rotation = int(round((frame.rotation or 0) / 90.0)) % 4 * 90
-        elif (frame.width, frame.height) != self.size:
-            self.refuse(UndecodableVideo, f"The video changes its frame size from {self.size[0]}x{self.size[1]} "
-                                          f"to {frame.width}x{frame.height}; Photo Shield protects clips of one size.")
-        if frame.pts is None:
-            self.refuse(UndecodableVideo, "The video's frames carry no timestamps; it may be damaged.")
-        if self.first_pts is None:
-            self.first_pts = frame.pts
-        self.last_pts = frame.pts
-        max_seconds = self.settings["max_seconds"]
-        if float((frame.pts - self.first_pts) * self.video.time_base) > max_seconds:
-            self.refuse(TooLarge, f"The video lasts over {max_seconds / 60:.0f} minutes.")
-        rgb = frame.to_ndarray(format="rgb24")
-        if self.rotation:
-            rgb = np.rot90(rgb, k=self.rotation // 90)  # FFmpeg's rotation is counter-clockwise
-        rgb = rgb[:rgb.shape[0] // 2 * 2, :rgb.shape[1] // 2 * 2]  # 4:2:0 needs even sizes
+    def picture(self, picture, rotation: int) -> None:
         while self.in_flight >= SLOTS:  # wait until the parent has copied a picture out
             if not self.acks.read(1):
                 raise SystemExit(0)  # the parent is gone
             self.in_flight -= 1
-        height, width = rgb.shape[:2]
-        header = {"t": "video", "slot": self.slot, "pts": frame.pts, "width": width, "height": height,
-                  "rotation": self.rotation}
+        rgb = picture.rgb
+        header = {"t": "video", "slot": self.slot, "pts": picture.pts, "width": rgb.shape[1],
+                  "height": rgb.shape[0], "rotation": rotation}
         if self.ring is None:
-            _send(self.out, header, np.ascontiguousarray(rgb).tobytes())
+            _send(self.out, header, rgb.tobytes())
         else:
             start = self.slot * self.settings["slot_bytes"]
-            np.copyto(np.frombuffer(self.ring, np.uint8, rgb.size, start).reshape(rgb.shape), rgb)
+            np.frombuffer(self.ring, np.uint8, rgb.size, start)[:] = rgb.reshape(-1)
             _send(self.out, header)
         self.slot = (self.slot + 1) % SLOTS
         self.in_flight += 1
-        self.decoded += 1
 
-    def audio_frame(self, frame) -> None:
+    def audio(self, frame) -> None:
         samples = np.ascontiguousarray(frame.to_ndarray(), np.float32)
         time_base = frame.time_base or Fraction(1, frame.sample_rate)
         _send(self.out, {"t": "audio", "pts": frame.pts, "time_base": [time_base.numerator, time_base.denominator],
-                         "sample_rate": frame.sample_rate,
-                         "channels": samples.shape[0], "bytes": samples.nbytes}, samples.tobytes())
+                         "sample_rate": frame.sample_rate, "channels": samples.shape[0], "bytes": samples.nbytes},
+              samples.tobytes())
 
-    def check_complete(self, info: dict) -> None:
-        """A truncated file decodes without error up to where it stops: refuse it rather than release part
-        of a clip the user did not choose to cut."""
-        if self.decoded == 0:
-            self.refuse(UndecodableVideo, "The video has no frame that can be decoded.")
-        frames, seconds, rate = info["frames"], info["seconds"], Fraction(*info["rate"])
-        if frames and self.decoded < frames - 1:
-            self.refuse(UndecodableVideo, f"The video is truncated or damaged: {self.decoded} of {frames} "
-                                          "frames could be read.")
-        last_seconds = float((self.last_pts - self.first_pts) * self.video.time_base)
-        # The stated duration ends after the last frame's own duration, and audio may run a little longer.
-        if not frames and last_seconds < seconds - max(3 / float(rate), 0.25):
-            self.refuse(UndecodableVideo, f"The video is truncated or damaged: it stops after {last_seconds:.1f} s "
-                                          f"of {seconds:.1f} s.")
-
-
-def _video_stream(container, decoder: _Decoder):
-    import av
-
-    for stream in container.streams.video:
-        if not stream.disposition & av.stream.Disposition.attached_pic:  # cover art is a "video" stream
-            return stream
-    decoder.refuse(UndecodableVideo, "The file has no video stream.")
-
-
-def _reason(exc: Exception) -> str:
-    return getattr(exc, "strerror", None) or type(exc).__name__
+    def refusal(self, error: BaseException) -> dict:
+        """What the parent is told: the check that refused the clip, or that it hit the memory ceiling (an
+        allocation failed in FFmpeg or numpy; ClipSource reports FFmpeg's as undecodable)."""
+        if isinstance(error, MemoryError) or isinstance(error.__context__, MemoryError):
+            error = TooLarge(f"Decoding the video needs more than the {self.ceiling >> 20} MB of memory allowed for "
+                             "its frame size: it may be built to exhaust memory.")
+        return {"t": "error", "code": error.code, "message": error.message, "peak": _memory("VmHWM")}
 
 
 def main() -> None:
@@ -435,8 +289,14 @@ def main() -> None:
     out = os.fdopen(os.dup(1), "wb")  # messages only: anything else printing to stdout goes to stderr
     os.dup2(2, 1)
     acks = os.fdopen(0, "rb", buffering=0)
+    # The hard limit: not even this code goes past the ceiling of the largest frame size allowed.
+    _limit_memory(CEILING_BASE, decode_ceiling(settings["max_pixels"]))
+    child = _Child(settings, out, acks)
     try:
-        _child(settings, out, acks)
+        try:
+            child.run()
+        except (ShieldError, MemoryError) as error:
+            _send(out, child.refusal(error))
     except BrokenPipeError:
         pass  # the parent stopped reading (cancelled, or refused the clip itself)
     finally:
