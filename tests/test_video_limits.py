@@ -206,3 +206,22 @@ def test_cli_batch_goes_on_after_degenerate_clips(tmp_path):
                               str(tmp_path / "no-frame.mp4")], cwd=REPO_ROOT, capture_output=True, text=True,
                              timeout=300)
     assert summary.returncode == 1 and "0 protected, 2 failed" in summary.stderr, summary.stderr
+
+
+def test_cli_batch_goes_on_after_a_video_engine_crash(tmp_path, monkeypatch, capsys):
+    from shield_server import cli, video
+
+    real = video.protect_video
+
+    def crash_on_first(source, target, *args, **kwargs):
+        if "first" in str(source):
+            raise RuntimeError("decoder exploded")
+        return real(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(video, "protect_video", crash_on_first)
+    for name in ("first.mp4", "second.mp4"):
+        make_clip(tmp_path / name, frames=4, audio=False)
+    code = cli.main(["redact", str(tmp_path / "first.mp4"), str(tmp_path / "second.mp4")])
+    assert code == 1
+    assert "1 protected, 1 failed" in capsys.readouterr().err
+    assert (tmp_path / "second.protected.mp4").exists() and not (tmp_path / "first.protected.mp4").exists()
