@@ -3,21 +3,22 @@
 A hostile file can make FFmpeg allocate gigabytes from a few bytes: an MP4 whose sample table declares 89
 million samples (the demuxer builds an index for all of them while opening the file), or a stream whose
 header says 64x36 and whose later pictures are 16384x9216. So everything that reads the file (open, probe,
-demux, decode) runs in a child process whose address space is capped with RLIMIT_AS; whatever the file
-says, the child fails inside its ceiling and the parent reports a clear refusal. The child also checks
-what it decodes: the codec is one of the documented ones, every picture's size (not only the header's) is
-within the limit and the same as the first one's, the index lists no more frames than the limits allow.
+demux, decode: video_source.ClipSource, with the checks of video_bounds.py) runs in a child process whose
+address space is capped with RLIMIT_AS; whatever the file says, the child fails inside its ceiling and
+the parent reports a clear refusal.
 
 The child streams upright, even-sized RGB pictures to the parent through a shared-memory ring (a memfd of
-SLOTS frames; one copy out of it in the parent) and decoded audio, resampled to what the encoder takes,
-through its stdout. Its stdout carries messages: a 4-byte length, a JSON header, and for audio the
-samples. The parent acknowledges each picture on the child's stdin, freeing its slot.
+SLOTS frames; one copy out of it in the parent; where there is no memfd, through the pipe) and decoded
+audio, resampled to what the encoder takes. Its stdout carries messages: a 4-byte length, a JSON header
+(never pickle: a child taken over by a hostile file cannot make the parent run code), and for audio the
+samples. The parent checks each header against the limits before it allocates anything for it, and
+acknowledges each picture on the child's stdin, freeing its slot.
 
     with IsolatedClip(path, options) as clip:   # refused here: too large, unsupported, unreadable, bomb
-        clip.width, clip.height, clip.rate, clip.time_base, clip.seconds, clip.expected_frames, clip.audio
+        clip.rate, clip.time_base, clip.seconds, clip.expected_frames, clip.audio, clip.rotation
         for item in clip.frames(cancel):         # Picture (upright RGB) or av.AudioFrame, in file order
             ...
-    clip.peak_rss                               # the child's peak resident memory (Linux), as it reported it
+    clip.peak_rss, clip.address_peak            # what the child reported of its memory at its highest
 """
 
 import json
