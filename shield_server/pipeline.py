@@ -14,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from shield_server import formats, redact
+from shield_server import formats, redact, security
 from shield_server.detect import default_detector
 from shield_server.detect.base import Detection
 from shield_server.errors import BadOptions, ProtectionFailed
@@ -72,6 +72,7 @@ class ProtectOptions:
     def from_params(cls, params: Mapping[str, str], **limits) -> "ProtectOptions":
         """Options from text parameters (query string, form, CLI): fill, color, margin, format, mode, sticker,
         and regions/keep as JSON lists of [x0, y0, x1, y1]. fill may also be a colour, meaning a solid fill."""
+        security.check_option_sizes(params.items())
         unknown = set(params) - OPTION_NAMES
         if unknown:
             raise BadOptions(f"Unknown option(s): {', '.join(sorted(unknown))}.")
@@ -104,9 +105,10 @@ def _refuse_constant(name: str):
 
 def parse_boxes(name: str, text: str) -> tuple[Box, ...]:
     """A JSON list of [x0, y0, x1, y1] boxes (checked by _check_boxes when the options are built)."""
+    security.check_json_nesting(name, text)
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadOptions(f"'{name}' is not valid JSON: expected a list of [x0, y0, x1, y1] boxes, "
                          "e.g. [[10, 20, 110, 140]].") from None
     if not isinstance(value, list):
@@ -287,6 +289,7 @@ def _redact(frames: list[np.ndarray], choices: Plan, options: ProtectOptions, cl
         redact.fill_pixels(frame, mask, values)
     clock.lap("redact")
     _verify(frames, mask, values)
+    clock.lap("verify")
 
 
 def protect(data: bytes, options: ProtectOptions = ProtectOptions()) -> ProtectResult:

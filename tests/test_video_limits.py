@@ -17,6 +17,7 @@ from shield_server.errors import ShieldError
 from shield_server.video import VideoOptions, protect_video
 from shield_server.video_sandbox import decode_ceiling
 from video_bombs import empty_clip, index_bomb, mjpeg_bomb, size_bomb, tiny_clip
+from test_video import _job_folders
 from videos import MAGENTA, decode_frames, magenta_share, make_clip
 
 MB = 1 << 20
@@ -132,10 +133,6 @@ def _wait(server, job_id, states, timeout=120):
             return status
         time.sleep(0.2)
     raise AssertionError(f"job never reached {states}: {status}")
-
-
-def _job_folders(server):
-    return sorted(p for p in video.workdir_root().iterdir() if p.name.startswith(f"job-{server.pid}-"))
 
 
 def _peak_memory(pid: int) -> int:

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from shield_server.cli.files import Job, failure, output_path
-from shield_server.cli.writing import OutputExists, claim_name, file_id, open_without_blocking, read_photo, \
-    write_atomically
+from shield_server.cli.writing import OutputExists, check_in_place, claim_name, file_id, open_without_blocking, \
+    read_photo, write_atomically
 from shield_server.errors import BadOptions, ShieldError
 from shield_server.native_output import stderr_to_null
 
@@ -24,6 +24,8 @@ def run_job(job: Job, options, inputs: frozenset[tuple[int, int]]) -> dict:
     from shield_server.pipeline import protect
 
     try:
+        if job.in_place:
+            check_in_place(job.source)
         data, mode = read_photo(job.source, options.max_bytes)
         result = protect(data, options)
         del data
@@ -75,6 +77,8 @@ def run_video_job(job: Job, args, inputs: frozenset[tuple[int, int]]) -> dict:
     try:
         if args.region or args.keep:
             raise BadOptions("--region and --keep are for photos; a video's faces are found in every frame.")
+        if job.in_place:
+            check_in_place(job.source)
         options = VideoOptions.from_params({k: str(v) for k, v in given.items() if v is not None})
         mode = stat.S_IMODE(os.stat(job.source).st_mode) & 0o777
         target = output_path(job, "mp4")
