@@ -5,6 +5,7 @@ pictures copied out of a shared-memory ring), side by side, several rounds, medi
 
   flock /work/notes/bench.lock python bench/video_decode.py            # 720p, 10 s at 25 fps, 3 rounds
   python bench/video_decode.py --width 1920 --height 1080 --rounds 5
+  python bench/video_decode.py --frames 100 --end-to-end               # also protect_video() both ways
 
 The clip is generated (moving textures from scikit-image, H.264 at crf 23) under /tmp and removed.
 """
@@ -23,8 +24,19 @@ from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from shield_server import video  # noqa: E402
 from shield_server.video import VideoOptions  # noqa: E402
 from shield_server.video_sandbox import IsolatedClip  # noqa: E402
+from shield_server.video_source import ClipSource  # noqa: E402
+
+
+class InProcessClip(ClipSource):
+    """ClipSource as protect_video() used it before isolation (no audio: the clip has none)."""
+
+    def __enter__(self):
+        super().__enter__()
+        self.time_base = self.video.time_base
+        return self
 
 
 def make_clip(path: Path, width: int, height: int, frames: int) -> None:
@@ -71,6 +83,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--frames", type=int, default=250)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--end-to-end", action="store_true", help="also time protect_video() both ways")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "clip.mp4"
@@ -81,8 +94,16 @@ def main() -> None:
                 start = time.perf_counter()
                 assert run(path) == args.frames
                 times[name].append((time.perf_counter() - start) * 1000 / args.frames)
+        if args.end_to_end:
+            for name, clip_class in (("protect, in-process", InProcessClip), ("protect, isolated", IsolatedClip)):
+                video.IsolatedClip = clip_class
+                times[name] = []
+                for _ in range(args.rounds):
+                    start = time.perf_counter()
+                    assert video.protect_video(path, Path(folder) / "out.mp4", VideoOptions(audio=False)).frames == args.frames
+                    times[name].append((time.perf_counter() - start) * 1000 / args.frames)
     for name, values in times.items():
-        print(f"{name:11s} median {statistics.median(values):6.2f} ms/frame  (rounds: "
+        print(f"{name:20s} median {statistics.median(values):6.2f} ms/frame  (rounds: "
               f"{', '.join(f'{v:.2f}' for v in values)})")
     overhead = statistics.median(times["isolated"]) - statistics.median(times["in-process"])
     print(f"isolation costs {overhead:+.2f} ms/frame at {args.width}x{args.height} "
