@@ -8,10 +8,9 @@ import threading
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from browser import RelayServer, chromium_available
-from photos import ASTRONAUT_FACE, _astronaut, core, decode, encode, missed_face_scene
+from photos import ASTRONAUT_FACE, core, decode, encode, missed_face_scene, small_face_scene
 from test_extension import (assert_nothing_uploaded, browser, browsers, only_upload, open_site,  # noqa: F401
                             paired, playwright_driver, shield, site, write_file)
 from test_extension_review import dialog, filled, isolated_world, upload
@@ -21,19 +20,6 @@ pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin
 SMALL_FACE = (1500, 1000, 1512, 1012)
 PANEL = "#photo-shield-notice [data-kind=review]"
 UPLOAD = "#photo-shield-notice button[data-choice=upload]"
-
-
-def crowd() -> np.ndarray:
-    """2400x1800: a gradient, the astronaut (a face the detector finds) and a 12 px copy of his face (missed)."""
-    height, width = 1800, 2400
-    scene = np.empty((height, width, 3), np.uint8)
-    scene[..., 0] = np.linspace(60, 200, width, dtype=np.uint8)[None, :]
-    scene[..., 1] = np.linspace(90, 170, height, dtype=np.uint8)[:, None]
-    scene[..., 2] = 120
-    scene[100:612, 100:612] = _astronaut()
-    x0, y0, x1, y1 = SMALL_FACE
-    scene[y0:y1, x0:x1] = np.array(Image.fromarray(_astronaut()[50:185, 165:285]).resize((x1 - x0, y1 - y0)))
-    return scene
 
 
 def zoom(page) -> float:
@@ -46,7 +32,7 @@ def on_screen(page, x, y):
 
 
 def test_cover_a_12px_face_at_high_zoom_in_review(browser, site, shield, tmp_path):
-    scene = crowd()
+    scene = small_face_scene(2400, 1800, 100, SMALL_FACE)
     page = open_site(browser, site, paired(shield, review=True))
     page.set_input_files("#js-input", write_file(tmp_path, "crowd.png", encode(scene, "PNG")))
     dialog(page)

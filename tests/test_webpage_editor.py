@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from photos import _astronaut, decode, encode
+from photos import decode, encode, small_face_scene
 from test_webpage import browser, downloaded, settle  # noqa: F401 (browser: a fixture)
 
 SMALL_FACE = (2600, 1800, 2612, 1812)  # 12 px, far too small for the detector at this size
@@ -18,15 +17,7 @@ STAGE = ".result .shield-editor-stage"
 
 @pytest.fixture(scope="module")
 def large_scene():
-    """4000x3000: a gradient, the astronaut (a face the detector finds) and a 12 px copy of his face."""
-    height, width = 3000, 4000
-    scene = np.empty((height, width, 3), np.uint8)
-    scene[..., 0] = np.linspace(60, 200, width, dtype=np.uint8)[None, :]
-    scene[..., 1] = np.linspace(90, 170, height, dtype=np.uint8)[:, None]
-    scene[..., 2] = 120
-    scene[200:712, 200:712] = _astronaut()
-    x0, y0, x1, y1 = SMALL_FACE
-    scene[y0:y1, x0:x1] = np.array(Image.fromarray(_astronaut()[50:185, 165:285]).resize((x1 - x0, y1 - y0)))
+    scene = small_face_scene(4000, 3000, 200, SMALL_FACE)
     return scene, encode(scene, "PNG")
 
 
