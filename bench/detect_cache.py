@@ -128,17 +128,6 @@ def build(data: Path) -> None:
         print(f"{n} {rec['file']} {time.perf_counter() - t:.2f}s", flush=True)
 
 
-def decode(maps: np.ndarray, scale_row: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes (photo pixels) and scores from one scan's 5 maps, as CenterFace._scan_piece + scan do."""
-    scale, sw, sh = scale_row
-    boxes, scores = cf._decode(maps.astype(np.float32), maps[0].astype(np.float32) > threshold)
-    boxes = np.clip(boxes, 0, [sw, sh, sw, sh])
-    real = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    boxes, scores = boxes[real] / scale, scores[real]
-    keep = cf._nms(boxes, scores)
-    return boxes[keep], scores[keep]
-
-
 def paint(rec: dict, boxes: np.ndarray) -> np.ndarray:
     w, h = rec["width"], rec["height"]
     rounded = [(max(int(np.floor(a)), 0), max(int(np.floor(b)), 0), min(int(np.ceil(c)), w), min(int(np.ceil(d)), h))

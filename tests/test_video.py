@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from server_process import REPO_ROOT, start_server
-from shield_server import video
+from shield_server import video, video_faces
 from shield_server.errors import ShieldError
 from shield_server.video import VideoOptions, protect_video
 from videos import CHAPTER, COVER, CREATION, GPS, MAGENTA, decode_frames, magenta_share, make_clip, upright_frames
@@ -112,8 +112,8 @@ def test_detection_held_between_detection_frames(clip, tmp_path, monkeypatch):
     """Detect on every frame except the last one before each detection frame is the same as the shipped
     design; this checks the hold alone: detection on one frame in 8 still covers all 24 frames."""
     source, truth = clip
-    monkeypatch.setattr(video, "DETECT_EVERY", 8)
-    monkeypatch.setattr(video, "HOLD", 8)
+    monkeypatch.setattr(video_faces, "DETECT_EVERY", 8)
+    monkeypatch.setattr(video_faces, "HOLD", 8)
     out = tmp_path / "sparse.mp4"
     result = protect_video(source, out, MAGENTA_OPTIONS)
     assert result.detected_frames == 3
@@ -125,8 +125,8 @@ def test_held_boxes_follow_the_camera(tmp_path, monkeypatch):
     because the held box follows the motion estimated between frames."""
     source, out = tmp_path / "fast.mp4", tmp_path / "out.mp4"
     truth = make_clip(source, frames=12, audio=False)
-    monkeypatch.setattr(video, "DETECT_EVERY", 6)
-    monkeypatch.setattr(video, "HOLD", 6)
+    monkeypatch.setattr(video_faces, "DETECT_EVERY", 6)
+    monkeypatch.setattr(video_faces, "HOLD", 6)
     assert protect_video(source, out, MAGENTA_OPTIONS).detected_frames == 2
     assert_every_face_replaced(out, truth)
 
@@ -137,8 +137,8 @@ def test_face_leaving_the_frame_held_after_its_last_sighting(tmp_path, monkeypat
     HOLD (3 here) because no later detection found the face again."""
     source, out = tmp_path / "exit.mp4", tmp_path / "out.mp4"
     truth = make_clip(source, frames=24, audio=False, travel=(164, 247))
-    monkeypatch.setattr(video, "DETECT_EVERY", 6)
-    monkeypatch.setattr(video, "HOLD", 3)
+    monkeypatch.setattr(video_faces, "DETECT_EVERY", 6)
+    monkeypatch.setattr(video_faces, "HOLD", 3)
     assert protect_video(source, out, MAGENTA_OPTIONS).detected_frames == 4
     assert_every_face_replaced(out, truth)
 
@@ -149,7 +149,7 @@ def test_face_stopped_at_the_edge_held_while_part_of_it_shows(tmp_path):
     rest of the clip (EDGE_LOST_HOLD), not just LOST_HOLD frames."""
     source, out = tmp_path / "edge.mp4", tmp_path / "out.mp4"
     truth = make_clip(source, frames=36, audio=False, travel=(150, 226), stop_at=16)
-    assert 36 - 16 > video.LOST_HOLD
+    assert 36 - 16 > video_faces.LOST_HOLD
     protect_video(source, out, MAGENTA_OPTIONS)
     assert_every_face_replaced(out, truth)
 
@@ -158,8 +158,8 @@ def test_scene_cut_ends_the_hold(tmp_path, monkeypatch):
     """The face's box is not carried over a hard cut: the frames after it (no face) are left untouched."""
     source, out = tmp_path / "cut.mp4", tmp_path / "out.mp4"
     truth = make_clip(source, frames=16, audio=False, cut_at=6)
-    monkeypatch.setattr(video, "DETECT_EVERY", 8)
-    monkeypatch.setattr(video, "HOLD", 8)
+    monkeypatch.setattr(video_faces, "DETECT_EVERY", 8)
+    monkeypatch.setattr(video_faces, "HOLD", 8)
     result = protect_video(source, out, MAGENTA_OPTIONS)
     assert result.scene_cuts == 1
     frames = decode_frames(out)

@@ -10,7 +10,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import create_server
 from waitress.task import ErrorTask
 
-from shield_server.cli import native_stderr_silenced
+from shield_server.native_output import native_stderr_silenced
 from shield_server.security import validate_extra_origin
 from shield_server.server import pairing
 from shield_server.server.app import MULTIPART_OVERHEAD, SECURITY_HEADERS, ServerConfig, create_app
