@@ -155,7 +155,8 @@
       fixedDetection: t('editorDetectionFixed'), keptDetection: t('editorKeptDetection'),
       region: t('editorRegion'), working: t('reviewProtecting', [fileName]), zoomHint: t('editorZoomHint'),
       photo: t('editorPhoto'), zoomIn: t('editorZoomIn'), zoomOut: t('editorZoomOut'), zoomFit: t('editorZoomFit'),
-      zoomFitLabel: t('editorZoomFitLabel'), move: t('editorMove'), moveLabel: t('editorMoveLabel'), zoomLevel: t('editorZoomLevel'),
+      zoomFitLabel: t('editorZoomFitLabel'), move: t('editorMove'), moveLabel: t('editorMoveLabel'),
+      zoomLevel: t('editorZoomLevel'),
     };
   }
 

@@ -37,6 +37,9 @@ const WHEEL_PX_PER_DOUBLING = 300;  // a wheel notch (~100 px) zooms by ~1.26x
 const PIXELATED_FROM = 3;  // from this zoom on, photo pixels are drawn as crisp squares
 const VIEW_HEIGHT = 0.6;  // of the window, at most
 
+const PERCENT = new Intl.NumberFormat(globalThis.navigator?.language,
+  { style: "percent", maximumFractionDigits: 0 });
+
 const sameBox = (a, b) => a.every((value, i) => value === b[i]);
 const clamp = (value, low, high) => Math.max(low, Math.min(high, value));
 
@@ -181,7 +184,7 @@ export function createEditor(container, { imageUrl, report, onChange = () => {},
     zoomOutButton.disabled = atFit;
     fitButton.disabled = atFit;
     zoomInButton.disabled = atMax;
-    zoomLevel.textContent = `${Math.round(view.scale * 100)} %`;
+    zoomLevel.textContent = PERCENT.format(view.scale);
     root.dataset.zoom = view.scale.toFixed(4);
     root.classList.toggle("shield-zoomed", !atFit);
     stage.classList.toggle("shield-pixelated", view.scale >= PIXELATED_FROM);
