@@ -103,6 +103,15 @@ def test_cover_a_12px_face_at_high_zoom(shield_server, browser, large_scene):  #
         expected = untouched.copy()
         expected[y0:y1, x0:x1] = 0
         assert np.array_equal(covered, expected)  # that area and nothing else changed
+
+        # Zoomed in, an arrow key moves the region by one photo pixel (1% of the photo when shown whole).
+        shown = page.locator(".result").get_attribute("data-shown")
+        page.locator(".result .shield-region").focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("(before) => document.querySelector('.result').dataset.shown !== before", arg=shown,
+                               timeout=30_000)
+        settle(page)
+        assert answers[-1]["added"] == [[x0 + 1, y0, x1 + 1, y1]] and answers[-1]["detections_reused"] is True
     finally:
         page.close()
 
