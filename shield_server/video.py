@@ -9,8 +9,10 @@ A window of frames (FaceTimeline.lookahead) is buffered before each is written, 
 whatever the clip's length (docs/VIDEO.md).
 """
 
+import atexit
 import os
 import shutil
+import stat
 import tempfile
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import BinaryIO, Callable, Mapping
 import av
 
 from shield_server import formats, redact
-from shield_server.errors import BadOptions, ProtectionFailed
+from shield_server.errors import BadOptions
 from shield_server.video_faces import FaceTimeline
 from shield_server.video_output import ClipWriter, cover
 from shield_server.video_source import MAX_BYTES, MAX_PIXELS, MAX_SECONDS, ClipSource, Picture
@@ -128,22 +130,31 @@ def is_video(head: bytes) -> bool:
     return formats.sniff_video(head) is not None
 
 
-# A private temporary folder for the server's uploads and results: <tmp>/photo-shield-<uid>/job-<pid>-*,
-# mode 0700. Each job's folder is removed when the job ends; folders of processes no longer alive (a crash)
-# are removed at the next start.
+# Private temporary folders for the server's uploads and results. Each server process makes its own root,
+# <tmp>/photo-shield-<uid>-<pid>-<random>/, with mkdtemp: mode 0700, and a name nobody can take first (a
+# fixed name in the shared temporary folder could be created by another account beforehand, stopping the
+# server). Not XDG_RUNTIME_DIR: it is usually a small tmpfs, in memory, and a job holds up to 1 GB twice.
+# Each job's folder (job-<random>) is removed when the job ends; the roots of this user's processes that no
+# longer run (a crash) are removed at the next start.
+RUN_PREFIX = "photo-shield-"
+_root: Path | None = None
+
+
+def _uid() -> int:
+    return os.getuid() if hasattr(os, "getuid") else 0
+
 
 def workdir_root() -> Path:
-    root = Path(tempfile.gettempdir()) / f"photo-shield-{os.getuid()}"
-    root.mkdir(mode=0o700, exist_ok=True)
-    info = os.lstat(root)
-    if not os.path.isdir(root) or os.path.islink(root) or info.st_uid != os.getuid():
-        raise ProtectionFailed(f"{root} is not a private folder of this user; remove it and try again.")
-    os.chmod(root, 0o700)
-    return root
+    """This process's private folder, made on first use (and again if something removed it)."""
+    global _root
+    if _root is None or not _root.is_dir():
+        _root = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{_uid()}-{os.getpid()}-"))
+        atexit.register(remove_workdir, _root)
+    return _root
 
 
 def make_workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=workdir_root()))  # mode 0700
+    return Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=workdir_root()))  # mode 0700
 
 
 def remove_workdir(path: Path) -> None:
@@ -151,13 +162,18 @@ def remove_workdir(path: Path) -> None:
 
 
 def sweep_stale_workdirs() -> int:
-    """Remove the job folders of processes that no longer run; returns how many were removed."""
-    removed = 0
-    for child in workdir_root().iterdir():
-        parts = child.name.split("-")
-        if not child.name.startswith(WORKDIR_PREFIX) or len(parts) < 3 or not parts[1].isdigit():
+    """Remove the private folders of this user's processes that no longer run; returns how many. A folder
+    of another user, or a link, with such a name is left alone (never followed)."""
+    removed, prefix = 0, f"{RUN_PREFIX}{_uid()}-"
+    for child in Path(tempfile.gettempdir()).iterdir():
+        pid = child.name[len(prefix):].split("-")[0] if child.name.startswith(prefix) else ""
+        if not pid.isdigit() or int(pid) == os.getpid() or _process_alive(int(pid)):
             continue
-        if not _process_alive(int(parts[1])):
+        try:
+            info = os.lstat(child)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == _uid():
             remove_workdir(child)
             removed += 1
     return removed

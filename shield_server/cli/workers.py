@@ -10,12 +10,15 @@ import time
 from pathlib import Path
 
 from shield_server.cli.files import Job, failure, output_path
-from shield_server.cli.writing import OutputExists, claim_name, file_id, open_without_blocking, read_photo, \
-    write_atomically
+from shield_server.cli.writing import OutputExists, check_in_place, claim_name, file_id, open_without_blocking, \
+    read_photo, write_atomically
 from shield_server.errors import BadOptions, ShieldError
 from shield_server.native_output import stderr_to_null
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# The flag a person typed, for each option an error message names (the API names them by field).
+OPTION_FLAGS = {"regions": "--region", "keep": "--keep", "fill": "--fill", "margin": "--margin", "mode": "--mode",
+                "sticker": "--sticker", "format": "--format"}
 
 
 def run_job(job: Job, options, inputs: frozenset[tuple[int, int]]) -> dict:
@@ -24,6 +27,8 @@ def run_job(job: Job, options, inputs: frozenset[tuple[int, int]]) -> dict:
     from shield_server.pipeline import protect
 
     try:
+        if job.in_place:
+            check_in_place(job.source)
         data, mode = read_photo(job.source, options.max_bytes)
         result = protect(data, options)
         del data
@@ -41,7 +46,7 @@ def run_job(job: Job, options, inputs: frozenset[tuple[int, int]]) -> dict:
             write_atomically(target, result.data, mode)
         return _done(job, target, result.report())
     except ShieldError as exc:
-        return failure(job.source, exc.code, exc.message)
+        return failure(job.source, exc.code, exc.message_for(OPTION_FLAGS))
     except OSError as exc:
         return failure(job.source, "io_error", exc.strerror or str(exc))
     except Exception as exc:  # an engine bug: this file fails (nothing written), the batch goes on
@@ -75,6 +80,8 @@ def run_video_job(job: Job, args, inputs: frozenset[tuple[int, int]]) -> dict:
     try:
         if args.region or args.keep:
             raise BadOptions("--region and --keep are for photos; a video's faces are found in every frame.")
+        if job.in_place:
+            check_in_place(job.source)
         options = VideoOptions.from_params({k: str(v) for k, v in given.items() if v is not None})
         mode = stat.S_IMODE(os.stat(job.source).st_mode) & 0o777
         target = output_path(job, "mp4")
@@ -102,7 +109,7 @@ def run_video_job(job: Job, args, inputs: frozenset[tuple[int, int]]) -> dict:
             os.replace(temp, target)
         return _done(job, target, {"faces": result.faces_per_frame_max, **result.report()})
     except ShieldError as exc:
-        return failure(job.source, exc.code, exc.message)
+        return failure(job.source, exc.code, exc.message_for(OPTION_FLAGS))
     except OSError as exc:
         return failure(job.source, "io_error", exc.strerror or str(exc))
     finally:

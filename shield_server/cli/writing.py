@@ -16,6 +16,23 @@ class OutputExists(ShieldError):
     code = "output_exists"
 
 
+class InPlaceRefused(ShieldError):
+    code = "in_place_refused"
+
+
+def check_in_place(path: Path) -> None:
+    """--in-place replaces the file at path in one step (a rename). A symbolic link would itself be replaced,
+    leaving the photo it points to unprotected; a file with other names (hard links) would keep the original
+    under them. Both are refused before anything is read."""
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise InPlaceRefused(f"--in-place refused: this is a link to {os.path.realpath(path)}, and replacing the "
+                             "link would leave that photo unprotected. Run it on that file, or use --out-dir.")
+    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+        raise InPlaceRefused(f"--in-place refused: this file has {info.st_nlink - 1} other name(s) (hard links) "
+                             "that would keep the original. Use --out-dir.")
+
+
 def open_without_blocking(path: Path) -> int:
     """A pipe named .jpg or .mp4 must not hang the command: it is opened, seen not to be a file, refused."""
     return os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))

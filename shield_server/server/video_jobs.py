@@ -226,7 +226,7 @@ def register(app: Flask, max_body_bytes: int) -> VideoJobs:
 
         return Response(stream(), mimetype="video/mp4", headers={
             "Content-Length": str(size), "X-Shield-Report": json.dumps(job.report, separators=(",", ":")),
-            "Content-Disposition": 'attachment; filename="video-protected.mp4"'})
+            "Content-Disposition": 'attachment; filename="video.protected.mp4"'})
 
     @app.delete("/v1/video/<job_id>")
     def video_cancel(job_id: str):

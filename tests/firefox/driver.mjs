@@ -3,6 +3,10 @@
 // answer on stdout.
 //
 // Job: { extension: "/abs/extension", timeoutMs, scenarios: [ { settings, storage, steps: [...] } ] }
+//   extension: a folder or a package (.zip/.xpi), installed as a temporary add-on (what about:debugging's Load
+//   Temporary Add-on does); with permanent: true, installed for good like about:addons' Install Add-on From
+//   File (Firefox then requires a signature unless prefs say {"xpinstall.signatures.required": false}).
+//   prefs: more Firefox preferences.
 // Each scenario starts from fresh extension storage ({settings} and any other {storage} keys), in a new tab.
 // Steps (each answers one entry of `results`):
 //   { goto: url }                               open the url in the scenario's tab
@@ -183,9 +187,16 @@ async function main() {
         'app.update.enabled': false, 'datareporting.policy.dataSubmissionEnabled': false,
         'browser.safebrowsing.malware.enabled': false, 'browser.safebrowsing.phishing.enabled': false,
         'extensions.update.enabled': false, 'network.captive-portal-service.enabled': false,
+        ...(job.prefs || {}),
       },
     });
-    answer.extensionId = await browser.installExtension(job.extension);
+    if (job.permanent) {
+      const { result } = await browser.connection.send('webExtension.install',
+        { extensionData: { type: 'archivePath', path: job.extension }, 'moz:permanent': true });
+      answer.extensionId = result.extension;
+    } else {
+      answer.extensionId = await browser.installExtension(job.extension);
+    }
     for (const scenario of job.scenarios) answer.results.push(await runScenario(browser, scenario));
     answer.ok = true;
   } catch (error) {
