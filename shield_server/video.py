@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from collections import deque
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Callable, Mapping
 
@@ -212,10 +213,12 @@ class _Transcoder:
         if width * height > options.max_pixels:
             raise TooLarge(f"The video is {width}x{height}; the limit is {options.max_pixels / 1e6:.1f} megapixels.")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        seconds = self._duration()
+        if seconds is None and not stream.average_rate:
+            rate, seconds = self._measure_timing() or (rate, seconds)
         if not rate or not 0 < float(rate) <= MAX_FPS:
             raise UndecodableVideo("The video's frame rate cannot be read, or is over 240 fps.")
         self.rate = rate
-        seconds = self._duration()
         if seconds is None:
             raise UndecodableVideo("The video's duration cannot be read; it may be truncated or damaged.")
         if seconds > options.max_seconds:
@@ -223,6 +226,26 @@ class _Transcoder:
                            f"{options.max_seconds / 60:.0f} minutes.")
         self.seconds = seconds
         self.expected_frames = stream.frames or round(seconds * float(rate))
+
+    def _measure_timing(self):
+        """A browser's MediaRecorder writes WebM with neither frame rate nor duration: read them from the
+        packets' timestamps (no decoding), then start again from the beginning. None if that fails."""
+        first = last = None
+        count = 0
+        try:
+            for packet in self.clip.demux(self.video):
+                if packet.pts is None:
+                    continue
+                first = packet.pts if first is None else min(first, packet.pts)
+                last = packet.pts if last is None else max(last, packet.pts)
+                count += 1
+            self.clip.seek(0)
+        except (av.error.FFmpegError, ValueError):
+            return None
+        if count < 2 or not self.video.time_base or last <= first:
+            return None
+        seconds = float((last - first) * self.video.time_base)
+        return Fraction(round((count - 1) / seconds * 1000), 1000), seconds * count / (count - 1)
 
     def _duration(self) -> float | None:
         stream = self.video

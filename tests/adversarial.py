@@ -33,6 +33,7 @@ import io
 import json
 import re
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,6 +189,8 @@ def _decoded_texts(body: bytes) -> list[bytes]:
     except UnicodeDecodeError:
         return []
     found = []
+    if "%2B" in text or "%2F" in text:  # a form body: the base64 percent-encoded
+        text += "\n" + urllib.parse.unquote(text)
     for match in re.finditer(r"(?:data:[^,\"]*,)?([A-Za-z0-9+/]{200,}={0,2})", text):
         try:
             found.append(base64.b64decode(match.group(1), validate=True))
