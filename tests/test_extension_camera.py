@@ -5,6 +5,7 @@ with the server stopped, nothing and a notice; without the extension (control), 
 """
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -65,6 +66,9 @@ def browsers(shield_server, camera_args):
                     port, token = ((shield_server.port, shield_server.token) if mode == "paired"
                                    else (closed_port(), "x"))
                     browser.reset(color="ff00ff", fill="solid", port=port, token=token)
+                    if mode.startswith("locked"):  # the parental lock, as the options page sets it
+                        browser.worker.evaluate(
+                            "async () => chrome.storage.local.set({ pin: await PhotoShieldPin.makePinRecord('2468') })")
                     started[mode] = (browser, browser.context)
             return started[mode][1]
 
@@ -135,3 +139,45 @@ def test_camera_pictures_reach_the_site_only_protected(browsers, receiver, frame
     else:
         verdict = Judge(original, face, FILL).judge(received, person.notice_shown)
     assert verdict.outcome == EXPECTED[mode], f"{name} ({mode}): {verdict.outcome}: {verdict.why} {detail}"
+
+
+def run_page(context, receiver, name, timeout=40):
+    """Opens the page, clicks #go, waits for it to finish: (what the site got, notices' reasons and buttons, page)."""
+    page = context.new_page()
+    page.goto(f"{receiver.origin}/{name}.html")
+    receiver.take()
+    seen = []
+    person = CameraUser(page, None)
+    original_dismiss = person.dismiss_notices
+
+    def dismiss_and_note():
+        panels = page.locator("#photo-shield-notice .panel[role=alert]")
+        for i in range(panels.count()):
+            panel = panels.nth(i)
+            seen.append((panel.get_attribute("data-reason"),
+                         sorted(panel.locator("button").evaluate_all("bs => bs.map((b) => b.dataset.choice)"))))
+        return original_dismiss()
+
+    person.dismiss_notices = dismiss_and_note
+    person.act("click")
+    person.wait_until_done(timeout=timeout)
+    return receiver.take(), seen, page
+
+
+def test_ordinary_canvas_goes_out_untouched_without_the_server(browsers, receiver):
+    """A chart's data URL is not held or changed, even with the server stopped (nothing asks it)."""
+    received, seen, page = run_page(browsers("stopped"), receiver, "canvas-chart")
+    made = page.evaluate("window.madeImage")
+    page.close()
+    assert not seen
+    assert [item.body for item in received] == [json.dumps({"image": made}, separators=(",", ":")).encode()]
+
+
+@pytest.mark.parametrize("name", ["camera-dataurl-json", "camera-takephoto", "camera-recorder"])
+def test_locked_profile_never_offers_the_original_camera_picture(browsers, receiver, frame, name):
+    """Server stopped, profile locked: nothing arrives, and the notice has no "upload the original"."""
+    received, seen, page = run_page(browsers("locked-stopped"), receiver, name, timeout=60)
+    page.close()
+    assert seen and all("original" not in buttons for _, buttons in seen), seen
+    original, face = frame
+    assert Judge(original, face, FILL).judge(received, True).outcome == "blocked"

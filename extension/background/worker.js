@@ -182,8 +182,6 @@ if (typeof importScripts === 'function') {
       return blocked('extension_error', state, 'file could not be read');
     }
     if (file.kind === 'video' && PhotoShieldVideoJobs.wanted(settings)) return routeVideo(file, state);
-    // A clip recorded from a camera in the page: a locked profile protects it or blocks it, never asks or passes.
-    if (file.kind === 'video' && message.camera === true && state.locked) return blocked('video_blocked', state);
     if (file.kind !== 'image') return decideUnprotectable(file, state);
     if (!file.data) return { action: 'need_data' };
     const bytes = file.data;

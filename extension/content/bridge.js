@@ -32,9 +32,9 @@
   // The worker decides about every file from its first bytes; it asks for the whole file only to protect it.
   const HEAD_BYTES = 65536;
 
-  async function decide(file, camera) {
+  async function decide(file) {
     // sendMessage would turn an ArrayBuffer into {} in Chromium, so bytes travel as base64.
-    const described = { name: file.name || '', mime: file.type, size: file.size, camera: camera === true };
+    const described = { name: file.name || '', mime: file.type, size: file.size };
     const head = await blobToBase64(file.slice(0, HEAD_BYTES));
     let data = file.size <= HEAD_BYTES ? head : null;
     let answer = await askWorker({ type: 'protect', ...described, ...(data ? { data } : { head }) });
@@ -65,9 +65,9 @@
   }
 
   /** The file to use instead (protected, or untouched if not an image), or null: upload nothing. */
-  async function processFile(file, camera) {
+  async function processFile(file) {
     try {
-      return await decide(file, camera);
+      return await decide(file);
     } catch (error) {
       PhotoShieldNotice.showBlocked('extension_error', { canUploadOriginal: false, fileName: file.name });
       return null;
@@ -95,10 +95,10 @@
       return;
     }
     if (message[TAG] !== 'protect-request') return;
-    const { id, blob, name, part, camera } = message;
+    const { id, blob, name, part } = message;
     if (!(blob instanceof Blob)) return;
     const file = blob instanceof File ? blob : new File([blob], name || 'file', { type: blob.type });
-    (part ? answerPart(file) : processFile(file, camera === true)).then((result) => {
+    (part ? answerPart(file) : processFile(file)).then((result) => {
       const changed = Boolean(result) && result !== file;
       window.postMessage({ [TAG]: 'protect-reply', id, ok: Boolean(result), changed, file: changed ? result : null }, '*');
     });

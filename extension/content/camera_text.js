@@ -58,7 +58,7 @@
         const bytes = new Uint8Array(binary.length);
         for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
         const file = new NativeFile([bytes], 'camera.' + (still.mime.split('/')[1] || 'png'), { type: still.mime });
-        const result = await verifyFile(file, { camera: true }).catch(() => null);
+        const result = await verifyFile(file).catch(() => null);
         if (!result) return { ok: false };
         const base64 = result === file ? still.variants[0] : bytesToBase64(new Uint8Array(await result.arrayBuffer()));
         return { ok: true, base64, type: result.type || still.mime };

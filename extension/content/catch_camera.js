@@ -49,7 +49,7 @@
   /** The protected copy of a still made from a camera (null: it must not reach the page; notice shown). */
   function protectedStill(blob) {
     const type = blob.type || 'image/png';
-    return verifyFile(new NativeFile([blob], 'camera.' + (type.split('/')[1] || 'png'), { type }), { camera: true });
+    return verifyFile(new NativeFile([blob], 'camera.' + (type.split('/')[1] || 'png'), { type }));
   }
 
   // ---- where camera pictures come from, and where they go -----------------------------------------
@@ -240,7 +240,7 @@
       event.stopImmediatePropagation();
       const clip = new NativeFile(pieces, 'camera.webm', { type: (recorder.mimeType || 'video/webm').split(';')[0] });
       pieces = null;
-      verifyFile(clip, { camera: true }).catch(() => null).then((safe) => {
+      verifyFile(clip).catch(() => null).then((safe) => {
         if (safe) replay(new win.BlobEvent('dataavailable', { data: safe }));
         replay(new win.Event('stop'));
       });

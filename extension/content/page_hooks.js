@@ -50,19 +50,18 @@
   let lastRequestId = 0;
   const waiting = new Map();
 
-  function ask(blob, part, camera = false) {
+  function ask(blob, part) {
     return new Promise((resolve) => {
       const id = `${requestPrefix}-${++lastRequestId}`;
       waiting.set(id, resolve);
-      post({ [TAG]: 'protect-request', id, blob, name: isFile(blob) ? blob.name : '', part, camera }, '*');
+      post({ [TAG]: 'protect-request', id, blob, name: isFile(blob) ? blob.name : '', part }, '*');
     });
   }
 
-  /** The file the page may have instead of `file` (protected, or the same one), or null: nothing.
-   *  `camera`: made from a camera in the page (catch_camera.js), which a locked profile never lets pass. */
-  async function verifyFile(file, { camera = false } = {}) {
+  /** The file the page may have instead of `file` (protected, or the same one), or null: nothing. */
+  async function verifyFile(file) {
     if (verified.has(file)) return file;
-    const reply = await ask(file, false, camera);
+    const reply = await ask(file, false);
     if (!reply.ok) return null;
     const result = reply.changed ? reply.file : file;
     if (!isBlob(result)) return null;
