@@ -214,8 +214,10 @@ class _Transcoder:
             raise TooLarge(f"The video is {width}x{height}; the limit is {options.max_pixels / 1e6:.1f} megapixels.")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         seconds = self._duration()
-        if seconds is None and not stream.average_rate:
-            rate, seconds = self._measure_timing() or (rate, seconds)
+        if seconds is None or not rate or not 0 < float(rate) <= MAX_FPS:
+            measured_rate, measured_seconds = self._measure_timing() or (None, None)
+            seconds = seconds if seconds is not None else measured_seconds
+            rate = rate if rate and 0 < float(rate) <= MAX_FPS else measured_rate
         if not rate or not 0 < float(rate) <= MAX_FPS:
             raise UndecodableVideo("The video's frame rate cannot be read, or is over 240 fps.")
         self.rate = rate

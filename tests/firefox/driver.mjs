@@ -2,7 +2,7 @@
 // (tests/firefox/driver.py). Reads one JSON job from the file named first (or stdin), prints one JSON
 // answer on stdout.
 //
-// Job: { extension: "/abs/extension", timeoutMs, scenarios: [ { settings, storage, steps: [...] } ] }
+// Job: { extension: "/abs/extension", timeoutMs, prefs: {extra Firefox prefs}, scenarios: [ { settings, storage, steps: [...] } ] }
 // Each scenario starts from fresh extension storage ({settings} and any other {storage} keys), in a new tab.
 // Steps (each answers one entry of `results`):
 //   { goto: url }                               open the url in the scenario's tab
@@ -161,6 +161,7 @@ async function main() {
         'app.update.enabled': false, 'datareporting.policy.dataSubmissionEnabled': false,
         'browser.safebrowsing.malware.enabled': false, 'browser.safebrowsing.phishing.enabled': false,
         'extensions.update.enabled': false, 'network.captive-portal-service.enabled': false,
+        ...(job.prefs || {}),
       },
     });
     answer.extensionId = await browser.installExtension(job.extension);
