@@ -231,11 +231,11 @@
   /** needsLook, or a guard wants to see the body. */
   const mustCheck = (body) => needsLook(body) || guarded(body);
 
-  /** The body with files answered for (protectBody) and then every guard's changes. */
+  /** The body with every guard's changes, then files answered for (protectBody). */
   async function checkBody(body) {
-    let safe = needsLook(body) ? await protectBody(body) : body;
+    let safe = body;
     for (const guard of bodyGuards) if (guard.needs(safe)) safe = await guard.protect(safe);
-    return safe;
+    return needsLook(safe) ? protectBody(safe) : safe;
   }
 
   /** Cheap synchronous test: could this body carry a file nobody has answered for? */
