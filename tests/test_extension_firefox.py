@@ -117,6 +117,8 @@ def scenarios(shield, sites, video_path, clip_path):
             # Open tabs of the options page: the driver's own (opened by this step) and the warning.
             {"extension": "chrome.extension.getViews({ type: 'tab' })"
                           ".filter((view) => view.location.pathname === '/options/options.html').length"},
+            # The warning is in the foreground: the tab the driver works in is not.
+            {"extension": "document.visibilityState"},
         ]),
     }
 
@@ -204,6 +206,9 @@ def test_withdrawn_site_access_is_shown_in_firefox(firefox):
     assert "no access to websites" in title
     # The next page the person opens brings the warning (the options page) back.
     assert results[11] == 2
+    # The warning came to the front: the tab the driver works in is behind it. (Headless Firefox shows no
+    # system notification, so the notification is checked in Chromium only.)
+    assert results[12] == "hidden", "the warning did not come to the front"
 
 
 def test_region_added_in_review_reaches_the_site_in_firefox(firefox):
