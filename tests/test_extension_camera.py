@@ -78,14 +78,22 @@ def browsers(shield_server, camera_args):
 
 
 class CameraUser(Person):
-    """A person on a camera page: a video's progress panel (no OK button) is not a notice to close."""
+    """A person on a camera page: a video's progress panel (no OK button) is not a notice to close. Keeps
+    each notice's reason and buttons in `seen`."""
+
+    def __init__(self, page, folder):
+        super().__init__(page, folder)
+        self.seen = []
 
     def dismiss_notices(self) -> bool:
         shown = False
         notices = self.page.locator("#photo-shield-notice .panel[role=alert]")
         while notices.count():
             shown = self.notice_shown = True
-            notices.first.locator("button[data-choice=dismiss]").click()
+            panel = notices.first
+            self.seen.append((panel.get_attribute("data-reason"),
+                              sorted(panel.locator("button").evaluate_all("bs => bs.map((b) => b.dataset.choice)"))))
+            panel.locator("button[data-choice=dismiss]").click()
         return shown
 
 
@@ -146,22 +154,10 @@ def run_page(context, receiver, name, timeout=40):
     page = context.new_page()
     page.goto(f"{receiver.origin}/{name}.html")
     receiver.take()
-    seen = []
     person = CameraUser(page, None)
-    original_dismiss = person.dismiss_notices
-
-    def dismiss_and_note():
-        panels = page.locator("#photo-shield-notice .panel[role=alert]")
-        for i in range(panels.count()):
-            panel = panels.nth(i)
-            seen.append((panel.get_attribute("data-reason"),
-                         sorted(panel.locator("button").evaluate_all("bs => bs.map((b) => b.dataset.choice)"))))
-        return original_dismiss()
-
-    person.dismiss_notices = dismiss_and_note
     person.act("click")
     person.wait_until_done(timeout=timeout)
-    return receiver.take(), seen, page
+    return receiver.take(), person.seen, page
 
 
 def test_ordinary_canvas_goes_out_untouched_without_the_server(browsers, receiver):

@@ -7,29 +7,15 @@ nothing makes the extension say why. Judged by what the site got, in Chromium an
 
 import pytest
 
-from adversarial import Judge, Receiver
+from adversarial import Receiver
 from browser import EXTENSION_DIR, chromium_available, extension_browser
-from test_extension_sources import ASTRONAUT, FACE_CORE, FILL, Person, closed_port
+from test_extension_camera import CameraUser
+from test_extension_sources import ASTRONAUT, closed_port, judge, receiver  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
 
-NOTICE = "#photo-shield-notice .panel[role=alert]"
 # page -> what the site may get when paired: the protected photo, or (nothing sent) a notice saying why.
 PAGES = {"upload-early-form": {"protected"}, "upload-early-files": {"protected", "blocked"}}
-
-
-@pytest.fixture(scope="module")
-def receiver():
-    with open(ASTRONAUT, "rb") as handle:
-        server = Receiver(handle.read())
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def judge():
-    with open(ASTRONAUT, "rb") as handle:
-        return Judge(handle.read(), FACE_CORE, FILL)
 
 
 def pick_then_upload_at_once(page):
@@ -51,18 +37,11 @@ def test_upload_pressed_while_protecting_arrives_protected_or_says_why(shield_se
         page = browser.context.new_page()
         page.goto(f"{receiver.origin}/{name}.html")
         receiver.take()
-        reasons = []
-        person = Person(page, None)
-        plain_dismiss = person.dismiss_notices
-
-        def note_then_dismiss():
-            reasons.extend(page.locator(NOTICE).evaluate_all("ps => ps.map((p) => p.dataset.reason)"))
-            return plain_dismiss()
-
-        person.dismiss_notices = note_then_dismiss
+        person = CameraUser(page, None)
         pick_then_upload_at_once(page)
         person.wait_until_done()
         verdict = judge.judge(receiver.take(), person.notice_shown)
+        reasons = [reason for reason, _ in person.seen]
     allowed = PAGES[name] if mode == "paired" else {"blocked"}
     assert verdict.outcome in allowed, f"{name} ({mode}): {verdict.outcome}: {verdict.why} {reasons}"
     if name == "upload-early-files" and verdict.outcome == "blocked" and mode == "paired":
