@@ -6,9 +6,19 @@ import functools
 
 import numpy as np
 
-from detect_cache import decode
 from shield_server.detect import centerface as cf
 from shield_server.detect.base import iou
+
+
+def decode(maps: np.ndarray, scale_row: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (photo pixels) and scores from one scan's 5 maps, as CenterFace._scan_piece + scan do."""
+    scale, sw, sh = scale_row
+    boxes, scores = cf._decode(maps.astype(np.float32), maps[0].astype(np.float32) > threshold)
+    boxes = np.clip(boxes, 0, [sw, sh, sw, sh])
+    real = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    boxes, scores = boxes[real] / scale, scores[real]
+    keep = cf._nms(boxes, scores)
+    return boxes[keep], scores[keep]
 
 
 def maps(z, key: str, mirror: str) -> np.ndarray:

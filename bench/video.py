@@ -26,11 +26,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 FACES_DEV_VIDEO = REPO.parent / "shared" / "faces-dev" / "video"
 DEFACE_VENV = REPO / "bench" / "out" / "deface-venv"
-# argv[1]: the video module's constants to change, as "NAME=VALUE,NAME=VALUE" (or "" for the shipped ones).
-SHIELD_RUN = ("import sys, ast, shield_server.video as v\n"
+# argv[1]: constants of the video modules to change, as "NAME=VALUE,NAME=VALUE" (or "" for the shipped ones).
+SHIELD_RUN = ("import sys, ast, shield_server.video_faces as f, shield_server.video_output as o\n"
               "for pair in filter(None, sys.argv[1].split(',')):\n"
-              "    name, value = pair.split('='); assert hasattr(v, name), name; setattr(v, name, ast.literal_eval(value))\n"
-              "v.HOLD = max(v.HOLD, v.DETECT_EVERY)\n"
+              "    name, value = pair.split('='); m = f if hasattr(f, name) else o; assert hasattr(m, name), name\n"
+              "    setattr(m, name, ast.literal_eval(value))\n"
+              "f.HOLD = max(f.HOLD, f.DETECT_EVERY)\n"
               "from shield_server.cli import main; sys.exit(main(sys.argv[2:]))")
 
 
@@ -82,7 +83,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path("/tmp/video-bench"))
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE,...",
-                        help="also run shield with these video.py constants changed (repeatable), e.g. "
+                        help="also run shield with these video_faces.py / video_output.py constants changed (repeatable), e.g. "
                              "DETECT_EVERY=5 or FINE_EVERY=1,LIGHT_UPSCALE=1.5")
     parser.add_argument("--no-shipped", action="store_true", help="skip shield's shipped settings")
     parser.add_argument("--no-deface", action="store_true")

@@ -1,7 +1,9 @@
 """Every request check of the local server, in one place: Host, Origin, token, body size, admission.
 
-Order of checks for each request: Host (defeats DNS rebinding) -> Origin (refuses web pages) -> each option
-once -> token (the real credential) -> body size -> admission to the bounded work queue. See docs/SECURITY.md.
+Order of checks for each request: Host (defeats DNS rebinding) -> Origin (refuses web pages) -> the query's
+size and each option once -> token (the real credential) -> body size -> admission to the bounded work queue;
+option values are only parsed after admission, and a JSON value's nesting is checked before it is parsed.
+See docs/SECURITY.md.
 """
 
 import hashlib
@@ -25,16 +27,39 @@ API_PREFIX = "/v1/"
 IDENTIFY_PATH = "/v1/identify"  # the one API path answered without a token (it proves the server knows it)
 PAGE_PATHS = ("/", "/connect")  # the local pages that carry the page key
 PAIRING_SECRET_HEADER = "X-Shield-Pairing-Secret"
-# One-click pairing (server/pairing_requests.py): only an extension opens a request; collecting its answer
+# One-click pairing (server/pairing_requests.py): every pairing call must come from a connection of the user
+# running the server (check_same_user), so another account can neither open requests (and hold their
+# slots), nor read their codes, nor allow one. Only an extension opens a request; collecting its answer
 # needs no token but the request's secret (browsers send no Origin on an extension's GET); listing and
-# deciding requests is for the local page (credentials and same user).
+# deciding requests is for the local page (credentials).
 PAIRING_PATH = "/v1/pairing"
 _PAIRING_COLLECT = re.compile(r"/v1/pairing/[0-9a-f]{32}")
 CORS_EXPOSE_HEADERS = "X-Shield-Report, Content-Disposition"
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{16,256}")
 # A Firefox extension origin is moz-extension://<per-install UUID>.
 _MOZ_EXTENSION = re.compile(r"moz-extension://[0-9a-fA-F-]{36}")
+PEER_TABLE = "/proc/net/tcp"  # Linux: who owns each IPv4 connection
 _ALLOWED_ORIGIN_FORM = re.compile(r"(https?|chrome-extension|moz-extension)://[A-Za-z0-9.\-\[\]:]+")
+
+# Sizes of option values (query parameters and multipart text fields), checked before any of them is parsed.
+# Box lists (regions, keep) hold at most pipeline.MAX_REGIONS boxes of 4 numbers: 64 kB leaves room for 200
+# boxes of long decimals. Every other value (fill, color, margin, mode, audio, challenge, offset...) is a word
+# or a number.
+BOX_LIST_OPTIONS = ("regions", "keep")
+MAX_BOX_LIST_BYTES = 64 * 1024
+MAX_OPTION_BYTES = 256
+MAX_OPTION_NAME_BYTES = 32
+MAX_OPTIONS = 16
+MAX_QUERY_BYTES = len(BOX_LIST_OPTIONS) * 3 * MAX_BOX_LIST_BYTES  # percent-encoding triples a byte at most
+# Multipart: the file and the box lists. Werkzeug refuses more parts, or a text part over MAX_FORM_FIELD_READ
+# while reading it (it counts a 64 kB piece of input with what it holds, so its limit must exceed that);
+# each field is then held to its option's size like a query parameter.
+MAX_FORM_PARTS = 8
+MAX_FORM_FIELD_READ = 4 * MAX_BOX_LIST_BYTES
+# A list of boxes is [[x0, y0, x1, y1], ...]: two levels. Python's JSON parser recurses once per level and
+# fails with RecursionError (a 500) near 1000.
+MAX_JSON_DEPTH = 2
+_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 class Unauthorized(ShieldError):
@@ -89,8 +114,11 @@ class RequestPolicy:
         # and is only ever written into the page served to loopback Hosts (see SECURITY.md).
         self.page_key = secrets.token_urlsafe(32)
 
-    def check_request(self, method: str, path: str, headers, content_length: int | None, query) -> bool:
-        """Every check, in order; raises the first failure. True means an allowed CORS preflight to answer."""
+    def check_request(self, method: str, path: str, headers, content_length: int | None, query_string: bytes,
+                      parsed_query, peer: tuple[str | None, str | None] = (None, None)) -> bool:
+        """Every check, in order; raises the first failure. True means an allowed CORS preflight to answer.
+        parsed_query() parses the query string into a MultiDict: only called once its size is checked.
+        peer: the client's address and port (REMOTE_ADDR, REMOTE_PORT)."""
         self.check_host(headers.get("Host"))
         if not path.startswith(API_PREFIX):
             self.check_page_request(path, headers)
@@ -98,16 +126,18 @@ class RequestPolicy:
         self.check_origin(headers.get("Origin"))
         if method == "OPTIONS":
             return True
-        check_query(query)
+        check_query(query_string, parsed_query)
         if path == IDENTIFY_PATH:
             return False
+        if path == PAIRING_PATH or path.startswith(PAIRING_PATH + "/"):
+            self.check_same_user(*peer)
         if method == "POST" and path == PAIRING_PATH:
             if not self.is_extension_origin(headers.get("Origin") or ""):
                 raise ForbiddenOrigin("Only the browser extension can ask to pair.")
             return False
         if method == "GET" and _PAIRING_COLLECT.fullmatch(path):
             return False
-        self.check_credentials(headers)
+        self.check_credentials(headers, peer)
         self.check_content_length(content_length)
         return False
 
@@ -147,7 +177,7 @@ class RequestPolicy:
         if path in PAGE_PATHS and destination not in (None, "document"):
             raise ForbiddenOrigin("The page can only be opened as a page.")
 
-    def check_credentials(self, headers) -> None:
+    def check_credentials(self, headers, peer: tuple[str | None, str | None] = (None, None)) -> None:
         token = headers.get(TOKEN_HEADER)
         page_key = headers.get(PAGE_KEY_HEADER)
         if token is not None:
@@ -159,9 +189,18 @@ class RequestPolicy:
             origin = headers.get("Origin")
             if (origin is None or origin.lower() in self.own_origins) and hmac.compare_digest(
                     page_key.encode(), self.page_key.encode()):
+                self.check_page_key_peer(*peer)
                 return
         raise Unauthorized(f"Missing or wrong {TOKEN_HEADER}: run `shield pair` and paste the token "
                            "into the extension's settings.")
+
+    def check_page_key_peer(self, peer_address: str | None, peer_port: str | None) -> None:
+        """The page key is in a page every local account can load. Where the system tells who owns a
+        loopback connection (Linux), it works only for the server's own user, so another account cannot use
+        the API with it (fill the queue, hold the video jobs, read the pairing requests). Elsewhere the page
+        key works as it is; one-click pairing is refused there anyway (check_same_user)."""
+        if os.path.exists(PEER_TABLE):
+            self.check_same_user(peer_address, peer_port)
 
     def server_proof(self, challenge: str | None) -> str:
         """HMAC of the client's random challenge with the pairing token. A program squatting on the port
@@ -177,12 +216,12 @@ class RequestPolicy:
 
     def check_same_user(self, peer_address: str | None, peer_port: str | None) -> None:
         """The connection comes from a program of the user running this server (Linux: /proc/net/tcp says
-        which user owns the client's end of a loopback connection). Elsewhere this cannot be told, so the
-        one call that needs it is refused and `shield pair` remains the way to pair."""
+        which user owns the client's end of a loopback connection). Elsewhere this cannot be told, so
+        one-click pairing is refused and `shield pair` remains the way to pair."""
         owner = loopback_peer_uid(peer_address, peer_port, self.port)
         if owner is None or not hasattr(os, "getuid") or owner != os.getuid():
-            raise ForbiddenPeer("Only the user running Photo Shield can allow a browser to connect "
-                                "(or run `shield pair` and paste the token).")
+            raise ForbiddenPeer("Only the user running Photo Shield can use its page or allow a browser to "
+                                "connect (or run `shield pair` and paste the token).")
 
     def check_content_length(self, content_length: int | None) -> None:
         if content_length is not None and content_length > self.max_body_bytes:
@@ -196,7 +235,7 @@ def loopback_peer_uid(peer_address: str | None, peer_port: str | None, server_po
         return None
     wanted = (f"0100007F:{int(peer_port):04X}", f"0100007F:{int(server_port):04X}")
     try:
-        with open("/proc/net/tcp", encoding="ascii") as table:
+        with open(PEER_TABLE, encoding="ascii") as table:
             for line in table.readlines()[1:]:
                 fields = line.split()
                 if (fields[1], fields[2]) == wanted:
@@ -206,12 +245,47 @@ def loopback_peer_uid(peer_address: str | None, peer_port: str | None, server_po
     return None
 
 
-def check_query(query) -> None:
-    """Each option at most once (query: a MultiDict): of fill=noise&fill=000000, which one counts would be a
+def check_query(query_string: bytes, parsed_query) -> None:
+    """The query's size, then each option at most once and of bounded size (parsed_query() gives its
+    MultiDict, only once the raw size is known). Of fill=noise&fill=000000, which one counts would be a
     guess, and a client and the server guessing differently is how a photo gets the wrong protection."""
+    if len(query_string) > MAX_QUERY_BYTES:
+        raise TooLarge(f"The query string is {len(query_string)} bytes; the limit is {MAX_QUERY_BYTES}.")
+    query = parsed_query()
     repeated = sorted(name for name in query.keys() if len(query.getlist(name)) > 1)
     if repeated:
         raise BadOptions(f"Option(s) given more than once: {', '.join(repeated)}. Give each option once.")
+    check_option_sizes(query.items())
+
+
+def check_option_sizes(options) -> None:
+    """(name, value) pairs: at most MAX_OPTIONS, names and values within their sizes."""
+    options = list(options)
+    if len(options) > MAX_OPTIONS:
+        raise BadOptions(f"{len(options)} options given; at most {MAX_OPTIONS} are accepted.")
+    for name, value in options:
+        if len(name) > MAX_OPTION_NAME_BYTES:
+            raise BadOptions(f"An option name is {len(name)} characters long; none is longer than "
+                             f"{MAX_OPTION_NAME_BYTES}.")
+        limit = MAX_BOX_LIST_BYTES if name in BOX_LIST_OPTIONS else MAX_OPTION_BYTES
+        size = len(value.encode("utf-8", "surrogatepass")) if isinstance(value, str) else len(value)
+        if size > limit:
+            raise TooLarge(f"The option '{name}' is {size} bytes; the limit is {limit} bytes"
+                           + (f" (at most {MAX_BOX_LIST_BYTES // 1024} kB of boxes)." if limit == MAX_BOX_LIST_BYTES
+                              else "."))
+
+
+def check_json_nesting(name: str, text: str, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuses JSON nested deeper than max_depth before it is parsed (strings are skipped whole)."""
+    depth = 0
+    for match in _JSON_NESTING.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise BadOptions("{option} is nested deeper than a list of [x0, y0, x1, y1] boxes.", option=name)
+        elif token in "]}":
+            depth -= 1
 
 
 def read_body_limited(stream, limit: int) -> bytes:

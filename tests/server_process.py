@@ -93,6 +93,19 @@ class ServerProcess:
                     return int(line.split()[1]) * 1024
         return 0
 
+    def reset_peak_rss(self) -> None:
+        """Linux: the peak (VmHWM) starts again from the current RSS."""
+        with open(f"/proc/{self.pid}/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")
+
+    def peak_rss_bytes(self) -> int:
+        """The highest RSS since the start or the last reset_peak_rss(), as the kernel counted it."""
+        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
     def alive(self) -> bool:
         return self.process.poll() is None
 

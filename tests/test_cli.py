@@ -302,8 +302,32 @@ def test_running_twice_on_a_folder_skips_its_earlier_outputs(tmp_path):
     assert set(outputs) == {"a.protected.png", "b.protected.jpg"}
     again = shield("redact", tmp_path, "--jobs", 1)
     assert again.returncode == 0, again.stderr
-    assert "skipped 2 file(s) named *.protected.*" in again.stderr
+    assert "skipped 2 files named *.protected.*" in again.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.protected.png", "b.jpg", "b.protected.jpg"]
     # An earlier output named explicitly is taken like any file.
     explicit = shield("redact", tmp_path / "a.protected.png")
     assert explicit.returncode == 0 and (tmp_path / "a.protected.protected.png").exists()
+
+
+def test_in_place_refuses_links_and_leaves_every_photo_as_it_was(tmp_path):
+    """--in-place on a symbolic link replaced the link and left the photo it pointed to unprotected, while the
+    person believed it protected; a hard link kept the original under its other name. Both are refused, the
+    batch goes on, and the message says what to do (README: --in-place)."""
+    original = encode(astronaut(), "PNG")
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "photo.png").write_bytes(original)
+    (real / "other.png").write_bytes(original)
+    (tmp_path / "link.png").symlink_to(real / "photo.png")
+    os.link(real / "other.png", tmp_path / "second-name.png")
+    (tmp_path / "plain.png").write_bytes(original)
+    run = shield("redact", tmp_path / "link.png", tmp_path / "second-name.png", tmp_path / "plain.png", "--in-place")
+    assert run.returncode == 1
+    assert f"link.png: --in-place refused: this is a link to {real / 'photo.png'}" in run.stderr
+    assert "second-name.png: --in-place refused: this file has 1 other name(s)" in run.stderr
+    assert (tmp_path / "link.png").is_symlink() and (real / "photo.png").read_bytes() == original
+    assert (real / "other.png").read_bytes() == original and (tmp_path / "second-name.png").read_bytes() == original
+    assert (tmp_path / "plain.png").read_bytes() != original  # the rest of the batch was protected
+    run = shield("redact", real / "photo.png", "--in-place")  # on the file itself, as the message says
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "link.png").read_bytes() != original and (tmp_path / "link.png").is_symlink()

@@ -46,7 +46,7 @@ def test_protect_raw_body(shield_server, photo):
     reply = shield_server.request("POST", "/v1/protect?color=ff00ff", body=photo)
     assert reply.status == 200, reply
     assert reply.headers["Content-Type"] == "image/png"
-    assert reply.headers["Content-Disposition"] == 'attachment; filename="photo-protected.png"'
+    assert reply.headers["Content-Disposition"] == 'attachment; filename="photo.protected.png"'
     report = json.loads(reply.headers["X-Shield-Report"])
     assert report["faces"] >= 1 and report["width"] == 512 and report["height"] == 512
     assert len(report["boxes"]) == report["faces"] and "total" in report["timings_ms"]
@@ -145,8 +145,10 @@ def test_identify_proves_the_server_knows_the_token_without_being_sent_it(shield
                         hashlib.sha256).hexdigest()
     assert reply.json() == {"proof": expected}
     assert shield_server.token not in reply.body.decode()
-    for bad in ("", "?challenge=short", "?challenge=" + "x" * 300, "?challenge=has%20space%20in%20it%20ok"):
+    for bad in ("", "?challenge=short", "?challenge=has%20space%20in%20it%20ok"):
         assert_json_error(shield_server.request("GET", f"/v1/identify{bad}", token=False), 400, "bad_options")
+    too_long = shield_server.request("GET", "/v1/identify?challenge=" + "x" * 300, token=False)
+    assert_json_error(too_long, 413, "too_large")  # over every option's size limit (docs/API.md)
     evil = shield_server.request("GET", f"/v1/identify?challenge={challenge}", token=False,
                                  headers={"Origin": "https://evil.example"})
     assert_json_error(evil, 403, "forbidden_origin")
@@ -248,7 +250,7 @@ def test_web_page_headers(shield_server):
     reply = shield_server.request("GET", "/", token=False)
     assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/html")
     assert reply.headers["Content-Security-Policy"] == (
-        "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'")
+        "default-src 'self'; img-src 'self' blob: data:; media-src blob:; frame-ancestors 'none'")
     assert reply.headers["X-Frame-Options"] == "DENY"
     assert shield_server.token.encode() not in reply.body
     for name in ("app.js", "style.css"):

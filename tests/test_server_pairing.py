@@ -77,7 +77,7 @@ def test_running_server_follows_rotation_and_deletion(tmp_path):
 
 
 def test_shield_serve_command(tmp_path):
-    """The real `shield serve` entry point (cli.py -> serve.main) starts on the port it was given and stops."""
+    """The real `shield serve` entry point (shield_server.cli -> serve.main) starts on the port it was given and stops."""
     env = {**os.environ, "SHIELD_CONFIG_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "shield_server", "serve", "--port", "0"], cwd=REPO_ROOT,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

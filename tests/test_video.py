@@ -6,16 +6,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
 from server_process import REPO_ROOT, start_server
-from shield_server import video
+from shield_server import video, video_faces
 from shield_server.errors import ShieldError
 from shield_server.video import VideoOptions, protect_video
-from videos import CHAPTER, COVER, CREATION, GPS, MAGENTA, decode_frames, magenta_share, make_clip, upright_frames
+from videos import (AUDIO_HANDLER, AUDIO_LANGUAGE, CHAPTER, COVER, CREATION, GPS, MAGENTA, VIDEO_HANDLER,
+                    decode_frames, magenta_share, make_clip, upright_frames)
 
 MAGENTA_OPTIONS = VideoOptions(color=MAGENTA)
 
@@ -38,6 +40,9 @@ def test_every_frame_face_replaced_and_metadata_gone(clip, tmp_path):
     with av.open(str(source)) as original:  # the fixture really carries what must go
         assert original.metadata.get("location") == GPS and "creation_time" in original.metadata
         assert original.chapters() and "data" in [s.type for s in original.streams]
+        assert original.streams.video[0].metadata.get("handler_name") == VIDEO_HANDLER
+        assert original.streams.audio[0].metadata.get("handler_name") == AUDIO_HANDLER
+        assert original.streams.audio[0].metadata.get("language") == AUDIO_LANGUAGE
         assert max(magenta_share(rgb, box) for rgb, box in zip(decode_frames(source), truth)) == 0
     out = tmp_path / "out.mp4"
     result = protect_video(source, out, MAGENTA_OPTIONS)
@@ -49,11 +54,15 @@ def test_every_frame_face_replaced_and_metadata_gone(clip, tmp_path):
         assert [s.type for s in clip_out.streams] == ["video", "audio"]
         assert clip_out.streams.video[0].codec_context.name == "h264"
         assert float(clip_out.streams.video[0].average_rate) == pytest.approx(12, rel=0.01)
-        for stream in clip_out.streams:
+        for stream in clip_out.streams:  # the muxer's own values only, never the source's
             assert set(stream.metadata) <= {"language", "handler_name", "vendor_id"}
+            assert stream.metadata.get("language", "und") == "und", stream.metadata
+            assert stream.metadata.get("handler_name") in (None, "VideoHandler", "SoundHandler"), stream.metadata
+            assert stream.metadata.get("vendor_id") in (None, "[0][0][0][0]"), stream.metadata
         assert not clip_out.chapters()
     raw = out.read_bytes()
-    for secret in (GPS.encode(), b"\xa9xyz", b"2024", b"Apple", b"iPhone", b"ISO6709", b"Lavf", CHAPTER.encode()):
+    for secret in (GPS.encode(), b"\xa9xyz", b"2024", b"Apple", b"iPhone", b"ISO6709", b"Lavf", CHAPTER.encode(),
+                   VIDEO_HANDLER.encode(), AUDIO_HANDLER.encode(), b"Anna"):
         assert secret not in raw, secret
 
 
@@ -112,8 +121,8 @@ def test_detection_held_between_detection_frames(clip, tmp_path, monkeypatch):
     """Detect on every frame except the last one before each detection frame is the same as the shipped
     design; this checks the hold alone: detection on one frame in 8 still covers all 24 frames."""
     source, truth = clip
-    monkeypatch.setattr(video, "DETECT_EVERY", 8)
-    monkeypatch.setattr(video, "HOLD", 8)
+    monkeypatch.setattr(video_faces, "DETECT_EVERY", 8)
+    monkeypatch.setattr(video_faces, "HOLD", 8)
     out = tmp_path / "sparse.mp4"
     result = protect_video(source, out, MAGENTA_OPTIONS)
     assert result.detected_frames == 3
@@ -125,8 +134,8 @@ def test_held_boxes_follow_the_camera(tmp_path, monkeypatch):
     because the held box follows the motion estimated between frames."""
     source, out = tmp_path / "fast.mp4", tmp_path / "out.mp4"
     truth = make_clip(source, frames=12, audio=False)
-    monkeypatch.setattr(video, "DETECT_EVERY", 6)
-    monkeypatch.setattr(video, "HOLD", 6)
+    monkeypatch.setattr(video_faces, "DETECT_EVERY", 6)
+    monkeypatch.setattr(video_faces, "HOLD", 6)
     assert protect_video(source, out, MAGENTA_OPTIONS).detected_frames == 2
     assert_every_face_replaced(out, truth)
 
@@ -137,8 +146,8 @@ def test_face_leaving_the_frame_held_after_its_last_sighting(tmp_path, monkeypat
     HOLD (3 here) because no later detection found the face again."""
     source, out = tmp_path / "exit.mp4", tmp_path / "out.mp4"
     truth = make_clip(source, frames=24, audio=False, travel=(164, 247))
-    monkeypatch.setattr(video, "DETECT_EVERY", 6)
-    monkeypatch.setattr(video, "HOLD", 3)
+    monkeypatch.setattr(video_faces, "DETECT_EVERY", 6)
+    monkeypatch.setattr(video_faces, "HOLD", 3)
     assert protect_video(source, out, MAGENTA_OPTIONS).detected_frames == 4
     assert_every_face_replaced(out, truth)
 
@@ -149,7 +158,7 @@ def test_face_stopped_at_the_edge_held_while_part_of_it_shows(tmp_path):
     rest of the clip (EDGE_LOST_HOLD), not just LOST_HOLD frames."""
     source, out = tmp_path / "edge.mp4", tmp_path / "out.mp4"
     truth = make_clip(source, frames=36, audio=False, travel=(150, 226), stop_at=16)
-    assert 36 - 16 > video.LOST_HOLD
+    assert 36 - 16 > video_faces.LOST_HOLD
     protect_video(source, out, MAGENTA_OPTIONS)
     assert_every_face_replaced(out, truth)
 
@@ -158,8 +167,8 @@ def test_scene_cut_ends_the_hold(tmp_path, monkeypatch):
     """The face's box is not carried over a hard cut: the frames after it (no face) are left untouched."""
     source, out = tmp_path / "cut.mp4", tmp_path / "out.mp4"
     truth = make_clip(source, frames=16, audio=False, cut_at=6)
-    monkeypatch.setattr(video, "DETECT_EVERY", 8)
-    monkeypatch.setattr(video, "HOLD", 8)
+    monkeypatch.setattr(video_faces, "DETECT_EVERY", 8)
+    monkeypatch.setattr(video_faces, "HOLD", 8)
     result = protect_video(source, out, MAGENTA_OPTIONS)
     assert result.scene_cuts == 1
     frames = decode_frames(out)
@@ -236,13 +245,14 @@ def test_blur_and_people_refused():
 
 def test_stale_workdir_of_dead_process_removed(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(video, "_root", None)
     mine = video.make_workdir()
     assert oct(mine.stat().st_mode & 0o777) == "0o700"
     assert oct(video.workdir_root().stat().st_mode & 0o777) == "0o700"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = video.workdir_root() / f"job-{dead.stdout.strip()}-abc"
-    stale.mkdir()
-    (stale / "input").write_bytes(b"x")
+    stale = tmp_path / f"{video.RUN_PREFIX}{os.getuid()}-{dead.stdout.strip()}-abc"
+    (stale / "job-abc").mkdir(parents=True)
+    (stale / "job-abc" / "input").write_bytes(b"x")
     assert video.sweep_stale_workdirs() == 1
     assert not stale.exists() and mine.exists()
 
@@ -276,6 +286,16 @@ def test_cli_in_place_never_replaces_another_file(clip, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mov", "b.mp4"]  # no temporary left
 
 
+def test_cli_in_place_refuses_a_link_to_a_clip(clip, tmp_path):
+    data = clip[0].read_bytes()
+    (tmp_path / "real.mp4").write_bytes(data)
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "real.mp4")
+    run = subprocess.run([sys.executable, "-m", "shield_server", "redact", str(tmp_path / "link.mp4"), "--in-place"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "--in-place refused: this is a link to" in run.stderr
+    assert (tmp_path / "link.mp4").is_symlink() and (tmp_path / "real.mp4").read_bytes() == data
+
+
 def test_cli_refuses_truncated_clip(clip, tmp_path):
     source = tmp_path / "cut.mp4"
     source.write_bytes(clip[0].read_bytes()[:5000])
@@ -305,8 +325,8 @@ def _wait(server, job_id, states, timeout=180):
 
 
 def _job_folders(server):
-    root = video.workdir_root()
-    return [p for p in root.iterdir() if p.name.startswith(f"job-{server.pid}-")]
+    roots = Path(tempfile.gettempdir()).glob(f"{video.RUN_PREFIX}*-{server.pid}-*")
+    return [job for root in roots for job in root.glob(f"{video.WORKDIR_PREFIX}*")]
 
 
 def test_server_job_end_to_end(server, clip, tmp_path):

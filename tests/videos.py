@@ -21,6 +21,10 @@ GPS = "+48.8584+002.2945/"
 CREATION = "2024-05-01T10:00:00Z"
 MAGENTA = (255, 0, 255)
 CHAPTER = "Birthday at Grandma's"
+# Per-stream tags a phone or an editor writes: a handler name that can name the device or person, a language.
+VIDEO_HANDLER = "Core Media Video of Anna's iPhone"
+AUDIO_HANDLER = "Core Media Audio of Anna's iPhone"
+AUDIO_LANGUAGE = "fra"
 COVER = b"\xff\xd8\xff\xe0" + b"cover art of the family " * 20
 
 
@@ -68,6 +72,10 @@ def make_clip(path: Path, frames: int = 24, fps: int = 12, rotation: int = 0, au
         if rotation:
             stream.set_display_rotation(rotation)
         sound = out.add_stream("aac" if container == "mp4" else "libopus", rate=48000) if audio else None
+        if metadata:
+            stream.metadata["handler_name"] = VIDEO_HANDLER
+            if sound is not None:
+                sound.metadata.update({"handler_name": AUDIO_HANDLER, "language": AUDIO_LANGUAGE})
         for canvas, box in upright_frames(frames, cut_at, travel, stop_at=stop_at):
             stored_pixels = np.ascontiguousarray(np.rot90(canvas, k=-rotation // 90))
             for packet in stream.encode(av.VideoFrame.from_ndarray(stored_pixels, format="rgb24")):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Flask, Request, Response, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shield_server import __version__, pipeline, security
 from shield_server.errors import BadOptions, ShieldError, TooLarge
@@ -22,13 +22,15 @@ log = logging.getLogger("shield.server")
 # Room for the multipart envelope around a photo of max_bytes.
 MULTIPART_OVERHEAD = 64 * 1024
 WEB_FOLDER = Path(__file__).resolve().parent.parent / "web"
-WEB_FILES = {name: "text/javascript; charset=utf-8" for name in ("app.js", "connect.js", "editor.js", "i18n.js", "video.js", "zip.js")} | {
+WEB_FILES = {name: "text/javascript; charset=utf-8" for name in (
+    "app.js", "connect.js", "editor.js", "i18n.js", "names.js", "video.js", "zip.js")} | {
     name: "text/css; charset=utf-8" for name in ("style.css", "editor.css")}
 WEB_PAGES = {"/": "index.html", "/connect": "connect.html"}  # the pages that carry the page key
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; frame-ancestors 'none'",
+    # media-src blob:: the web page plays the protected clip it holds as a blob: URL, nothing else.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src blob:; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Resource-Policy": "same-origin",
@@ -62,7 +64,9 @@ def create_app(config: ServerConfig) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.request_class = InMemoryRequest
     app.config["MAX_CONTENT_LENGTH"] = config.max_bytes + MULTIPART_OVERHEAD
-    app.config["MAX_FORM_MEMORY_SIZE"] = config.max_bytes + MULTIPART_OVERHEAD
+    # Multipart text fields are options: each is bounded before it is parsed (werkzeug counts as it reads).
+    app.config["MAX_FORM_MEMORY_SIZE"] = security.MAX_FORM_FIELD_READ
+    app.config["MAX_FORM_PARTS"] = security.MAX_FORM_PARTS
     policy = security.RequestPolicy(config.port, config.token_store, config.allowed_origins,
                                     config.max_bytes + MULTIPART_OVERHEAD)
     admission = security.Admission(config.max_active, config.max_waiting, config.queue_deadline_s)
@@ -73,7 +77,8 @@ def create_app(config: ServerConfig) -> Flask:
     def check_request():
         g.started = time.perf_counter()
         if policy.check_request(request.method, request.path, request.headers, request.content_length,
-                                request.args):
+                                request.query_string, lambda: request.args,
+                                (request.environ.get("REMOTE_ADDR"), request.environ.get("REMOTE_PORT"))):
             return Response(status=204, headers=policy.cors_headers(request.path, request.headers, preflight=True))
         return None
 
@@ -99,7 +104,8 @@ def create_app(config: ServerConfig) -> Flask:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         if exc.code == 413:
-            return error_response(TooLarge.code, "The upload is over the size limit.", 413)
+            return error_response(TooLarge.code, "The upload, or one of its multipart fields, is over the size "
+                                  "limit.", 413)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.code, "bad_request")
         return error_response(code, exc.description or exc.name, exc.code or 400)
 
@@ -135,26 +141,25 @@ def create_app(config: ServerConfig) -> Flask:
     def decide_pairing(request_id: str, decision: str):
         if decision not in ("allow", "refuse"):
             return error_response("not_found", "Not found.", 404)
-        policy.check_same_user(request.environ.get("REMOTE_ADDR"), request.environ.get("REMOTE_PORT"))
         pairings.decide(request_id, decision == "allow")
         return {"ok": True}
 
     @app.post("/v1/protect")
     def protect():
-        data, options = _photo_and_options(config)
         with admission.slot():
-            result = pipeline.protect(data, options)
+            data, params = _photo_and_option_texts(config)
+            result = pipeline.protect(data, _options(params, config))
             release_freed_memory()
         report = json.dumps(result.report(), separators=(",", ":"))
         return Response(_chunks(result.data), mimetype=result.mime_type, headers={
             "Content-Length": str(len(result.data)), "X-Shield-Report": report,
-            "Content-Disposition": f'attachment; filename="photo-protected.{result.extension}"'})
+            "Content-Disposition": f'attachment; filename="photo.protected.{result.extension}"'})
 
     @app.post("/v1/detect")
     def detect():
-        data, options = _photo_and_options(config)
         with admission.slot():
-            choices, width, height = pipeline.detect_only(data, options)
+            data, params = _photo_and_option_texts(config)
+            choices, width, height = pipeline.detect_only(data, _options(params, config))
             release_freed_memory()
         return {"faces": pipeline.detections(choices.replaced, choices.kept), "added": [list(b) for b in choices.added],
                 "kept": [list(f.box) for f in choices.kept], "width": width, "height": height}
@@ -199,26 +204,41 @@ def error_response(code: str, message: str, status: int) -> Response:
 
 # Multipart form fields that may carry these options instead of the query string (boxes can be long).
 FORM_OPTIONS = ("regions", "keep")
+FORM_FILE = "file"
 
 
-def _photo_and_options(config: ServerConfig):
+def _photo_and_option_texts(config: ServerConfig) -> tuple[bytes, dict[str, str]]:
+    """The photo and its options as text, every size checked; nothing is parsed yet. Called once admitted to
+    the queue: waitress holds each whole request in its buffer, and only the photo in processing is copied out
+    of it and has its options parsed (_options), so a burst of requests costs its buffers and no more."""
     params = request.args.to_dict()
-    if request.mimetype == "multipart/form-data":
-        for name in FORM_OPTIONS:
-            if name in request.form:
-                if name in params or len(request.form.getlist(name)) > 1:
-                    raise BadOptions(f"'{name}' is given more than once.")
-                params[name] = request.form[name]
-    options = pipeline.ProtectOptions.from_params(params, max_bytes=config.max_bytes,
-                                                  max_pixels=config.max_pixels)
-    if request.mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
-            raise BadOptions("The multipart upload has no field named 'file'.")
-        data = security.read_body_limited(upload.stream, config.max_bytes)
-    else:
-        data = security.read_body_limited(request.stream, config.max_bytes)
-    return data, options
+    if request.mimetype != "multipart/form-data":
+        return security.read_body_limited(request.stream, config.max_bytes), params
+    try:
+        form, files = request.form, request.files
+    except RequestEntityTooLarge:
+        raise TooLarge(f"A multipart field is over {security.MAX_FORM_FIELD_READ // 1024} kB, or the upload has "
+                       f"more than {security.MAX_FORM_PARTS} parts.") from None
+    security.check_option_sizes(form.items(multi=True))
+    unknown = sorted(set(form) - set(FORM_OPTIONS) | set(files) - {FORM_FILE})
+    if unknown:
+        raise BadOptions(f"Unknown multipart field(s): {', '.join(name[:32] for name in unknown)}. Send '{FORM_FILE}'"
+                         f" (the photo) and optionally {' and '.join(FORM_OPTIONS)}; other options go in the query.")
+    for name in FORM_OPTIONS:
+        if name in form:
+            if name in params or len(form.getlist(name)) > 1:
+                raise BadOptions(f"'{name}' is given more than once.")
+            params[name] = form[name]
+    upload = files.get(FORM_FILE)
+    if upload is None:
+        raise BadOptions(f"The multipart upload has no field named '{FORM_FILE}'.")
+    if len(files.getlist(FORM_FILE)) > 1:
+        raise BadOptions(f"'{FORM_FILE}' is given more than once.")
+    return security.read_body_limited(upload.stream, config.max_bytes), params
+
+
+def _options(params: dict[str, str], config: ServerConfig) -> pipeline.ProtectOptions:
+    return pipeline.ProtectOptions.from_params(params, max_bytes=config.max_bytes, max_pixels=config.max_pixels)
 
 
 def _web_text(name: str) -> str:

@@ -2,8 +2,9 @@
 
 1. The extension opens a request (`POST /v1/pairing`) and gets an id, a secret and a short code to show.
 2. The local page lists open requests (id, code, asking origin); the person checks that the code is the one
-   the extension shows and allows it. Allowing needs the page key AND a connection from the user running
-   the server (security.check_same_user), so another local user cannot allow their own request.
+   the extension shows and allows it. Every pairing call needs a connection from the user running the
+   server (security.check_same_user): another local user can neither open a request, nor read the codes,
+   nor allow one. Each asking origin has at most one pending request: a new one replaces it.
 3. The extension collects the token with the id and its secret; the page never sees the secret, so whoever
    can read the page cannot collect the token. The threat reasoning is in docs/SECURITY.md.
 """
@@ -52,6 +53,8 @@ class PairingRequests:
     def open(self, origin: str) -> dict:
         with self._lock:
             self._drop_expired()
+            for request_id in [i for i, r in self._requests.items() if r.origin == origin and r.state == "pending"]:
+                del self._requests[request_id]  # asked again (Connect pressed twice): the newest request counts
             if len(self._requests) >= MAX_OPEN:
                 raise TooManyPairings("Too many pairing requests are open; try again in two minutes.")
             request_id, secret = secrets.token_hex(16), secrets.token_urlsafe(32)

@@ -1,9 +1,12 @@
 // The local page: photos go to this server's /v1/protect one at a time; results stay in the page.
 // Its calls carry the page key from the page's own HTML (see docs/SECURITY.md), never the pairing token.
 // Every preview and download is a file the server made from the original; the editor only sends choices.
+// Each item carries its own state (waiting, protecting, done, failed, cancelled); render() shows it and the
+// status line is always recomputed from all items, so the two cannot disagree.
 
 import { createEditor } from "./editor.js";
 import { text, translatePage } from "./i18n.js";
+import { protectedName, protectedNames } from "./names.js";
 import { isVideo, protectVideo } from "./video.js";
 import { storeZip } from "./zip.js";
 
@@ -18,7 +21,10 @@ const downloadAllButton = document.getElementById("download-all");
 const template = document.getElementById("result-template");
 const items = [];
 const queue = [];
+const ACTIVE = ["waiting", "protecting"];
+const LOOK = { waiting: "working", protecting: "working", done: "done", failed: "failed", cancelled: "failed" };
 let working = false;
+let zipProblem = "";
 
 translatePage();
 translatePage(template.content);
@@ -39,6 +45,14 @@ function queryString(choices) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The reason a person can act on: the browser's own words for a lost connection ("Failed to fetch",
+ *  "NetworkError when attempting to fetch resource.") become ours. */
+function reasonOf(error) {
+  if (error instanceof TypeError) return text.unreachable;
+  if (error.status === 401) return text.restarted;
+  return text.serverErrors?.[error.code] || error.message || text.unknownError;
+}
+
 async function protect(file, choices) {
   for (let attempt = 0; attempt < 40; attempt++) {
     const response = await fetch(`/v1/protect?${queryString(choices)}`, {
@@ -50,8 +64,8 @@ async function protect(file, choices) {
     }
     if (!response.ok) {
       const problem = await response.json().catch(() => ({ message: response.statusText }));
-      if (response.status === 401) problem.message = text.restarted;
-      throw new Error(problem.message || `Error ${response.status}`);
+      throw Object.assign(new Error(problem.message || `Error ${response.status}`),
+        { status: response.status, code: problem.error });
     }
     return { report: JSON.parse(response.headers.get("X-Shield-Report")), blob: await response.blob() };
   }
@@ -71,24 +85,75 @@ function markFaces(frame, report) {
   }
 }
 
-function protectedName(name, extension) {
-  const stem = name.replace(/\.[^.]*$/, "") || "photo";
-  return `${stem}-protected.${extension}`;
+const fallbackName = (item) => (item.video ? "video" : "photo");
+
+function workingSummary(item) {
+  if (item.video) return text.videoPhase[item.phase](item.share == null ? null : Math.round(100 * item.share));
+  return item.state === "waiting" ? text.waiting : text.protecting;
 }
 
-function setState(item, state) {
-  for (const name of ["working", "done", "failed"]) item.node.classList.toggle(name, name === state);
+/** Puts the item's state on its node: one place decides what each state shows. */
+function render(item) {
+  const { node, state } = item;
+  node.dataset.state = state;
+  for (const look of ["working", "done", "failed"]) node.classList.toggle(look, look === LOOK[state]);
+  node.querySelector(".badge").textContent = text.badge[state];
+  const summary = node.querySelector(".summary");
+  if (ACTIVE.includes(state)) summary.textContent = workingSummary(item);
+  else if (state === "done") summary.textContent = item.doneSummary;
+  else if (state === "failed") summary.textContent = text.failed(item.reason);
+  else summary.textContent = text.cancelled;
+  const progress = node.querySelector("progress");
+  progress.hidden = !(item.video && ACTIVE.includes(state));  // a photo has its spinner: no jump on each edit
+  progress.setAttribute("aria-label", summary.textContent);
+  if (item.video && item.share != null && item.phase !== "waiting") progress.value = item.share;
+  else progress.removeAttribute("value");  // indeterminate: it moves while the server opens the clip
+  const cancel = node.querySelector(".cancel");
+  cancel.hidden = !(item.video && ACTIVE.includes(state));
+  node.querySelector(".progress-row").hidden = progress.hidden && cancel.hidden;
+  const download = node.querySelector(".download");
+  download.hidden = !item.current;
+  // Nothing to show (a file that is not a photo, a server that cannot be reached): no figures, no captions.
+  node.querySelector(".pair").hidden = !item.output && (state === "failed" || state === "cancelled");
+  refreshPage();
+}
+
+function nouns(list) {
+  const photos = list.filter((item) => !item.video).length;
+  return text.nouns(photos, list.length - photos);
+}
+
+/** The status line sums up the items' own states; it never says more than they do. */
+function refreshStatus() {
+  const by = (states) => items.filter((item) => states.includes(item.state));
+  const active = by(ACTIVE);
+  const parts = [];
+  if (active.length) parts.push(text.statusWorking(nouns(active)));
+  const done = by(["done"]);
+  if (done.length) parts.push(text.statusDone(nouns(done), done.length));
+  const failed = by(["failed"]);
+  if (failed.length) parts.push(text.statusFailed(nouns(failed), failed.length));
+  const cancelled = by(["cancelled"]);
+  if (cancelled.length) parts.push(text.statusCancelled(nouns(cancelled), cancelled.length));
+  if (zipProblem) parts.push(zipProblem);
+  statusLine.textContent = parts.join(" ");
+}
+
+function refreshPage() {
+  const ready = items.filter((item) => item.current);
+  downloadAllButton.hidden = ready.length === 0;
+  downloadAllButton.disabled = items.some((item) => ACTIVE.includes(item.state));
+  clearButton.hidden = items.length === 0;
+  refreshStatus();
 }
 
 function schedule(item) {
   item.version += 1;
-  item.current = false;
-  item.node.querySelector(".download").hidden = true;  // never download a file older than the choices
-  setState(item, "working");
+  item.current = false;  // never download a file older than the choices
+  item.state = "waiting";
   item.editor?.setBusy(true);
-  if (!item.output) item.node.querySelector(".summary").textContent = text.protecting;
   if (!queue.includes(item)) queue.push(item);
-  refreshActions();
+  render(item);
   work();
 }
 
@@ -96,12 +161,10 @@ function show(item, { report, blob }) {
   if (item.output) URL.revokeObjectURL(item.output.url);
   item.output = { report, blob, url: URL.createObjectURL(blob) };
   item.current = true;
-  const after = item.node.querySelector(".after");
-  after.hidden = false;
   if (item.editor) {
     item.editor.update(item.output.url, report);
   } else {
-    item.editor = createEditor(after.querySelector(".editor-slot"), {
+    item.editor = createEditor(item.node.querySelector(".after .editor-slot"), {
       imageUrl: item.output.url, report, text: text.editor,
       onChange: (choices) => { item.choices = choices; schedule(item); },
     });
@@ -111,27 +174,29 @@ function show(item, { report, blob }) {
   const download = item.node.querySelector(".download");
   download.href = item.output.url;
   download.download = protectedName(item.file.name, report.format);
-  download.hidden = false;
-  item.node.querySelector(".summary").textContent = text.summary(report.faces, report.added.length,
-    report.kept.length, report.width, report.height, Math.round(report.timings_ms.total));
-  setState(item, "done");
+  item.doneSummary = text.summary(report.faces, report.added.length, report.kept.length, report.width,
+    report.height, Math.round(report.timings_ms.total));
+  item.state = "done";
+  render(item);
 }
 
-function showError(item, error) {
-  setState(item, "failed");
-  item.node.querySelector(".summary").textContent = text.failed(error.message);
-  item.node.querySelector(".download").hidden = true;
+function fail(item, error) {
+  item.state = error.name === "AbortError" ? "cancelled" : "failed";
+  item.reason = reasonOf(error);
+  item.current = false;
   // The editor (when there is one) keeps its last server output so an undo can bring back a good result.
-  if (item.editor) item.editor.setBusy(false); else item.node.querySelector(".after").hidden = true;
+  item.editor?.setBusy(false);
+  render(item);
 }
 
 async function work() {
   if (working) return;
   working = true;
   while (queue.length) {
-    statusLine.textContent = text.working(queue.length);
     const item = queue.shift();
     const version = item.version;
+    item.state = "protecting";
+    render(item);
     try {
       const result = await protect(item.file, item.choices);
       if (item.version === version && !item.removed) {
@@ -139,48 +204,56 @@ async function work() {
         item.node.dataset.shown = String(version);  // which choices the shown output answers (tests wait on it)
       }
     } catch (error) {
-      if (item.version === version && !item.removed) showError(item, error);
+      if (item.version === version && !item.removed) fail(item, error);
     }
-    refreshActions();
   }
-  statusLine.textContent = items.length ? text.done : "";
   working = false;
-  refreshActions();
+  refreshPage();
 }
 
-// A clip is its own job on the server: no editor, a progress line, a player, a download; Clear cancels it.
+function videoQuery() {
+  return new URLSearchParams({ fill: form.fill.value, color: form.color.value.replace("#", ""),
+    sticker: form.sticker.value, margin: form.margin.value }).toString();
+}
+
+// A clip is its own job on the server: no editor, a progress bar, its own Cancel, a player, a download.
 function addVideo(file, node) {
-  const item = { file, node, video: true, version: 0, current: false, output: null, cancel: new AbortController() };
+  const item = { file, node, video: true, version: 0, current: false, output: null, state: "protecting",
+    phase: "uploading", share: 0, cancel: new AbortController() };
   node.querySelector(".before").hidden = true;
+  node.querySelector(".after figcaption").textContent = text.videoAfter;
+  node.querySelector(".download").textContent = text.videoDownload;
+  node.querySelector(".cancel").addEventListener("click", () => {  // shown at once; the job is deleted behind it
+    item.cancel.abort();
+    fail(item, new DOMException("cancelled", "AbortError"));
+  });
   items.push(item);
   results.prepend(node);
-  setState(item, "working");
-  const summary = node.querySelector(".summary");
-  summary.textContent = text.protecting;
-  const query = new URLSearchParams({ fill: form.fill.value, color: form.color.value.replace("#", ""),
-    sticker: form.sticker.value, margin: form.margin.value }).toString();
-  protectVideo(file, { pageKey, query, signal: item.cancel.signal,
-                       onProgress: (share) => { summary.textContent = text.videoProgress(Math.round(share * 100)); } })
+  render(item);
+  const onProgress = ({ phase, share }) => {
+    if (item.removed || !ACTIVE.includes(item.state)) return;
+    Object.assign(item, { phase, share, state: phase === "waiting" ? "waiting" : "protecting" });
+    render(item);
+  };
+  protectVideo(file, { pageKey, query: videoQuery(), signal: item.cancel.signal, onProgress })
     .then(({ report, blob }) => {
-      if (item.removed) return;
+      if (item.removed || item.cancel.signal.aborted) return;
       item.output = { report, blob, url: URL.createObjectURL(blob) };
       item.current = true;
       const player = document.createElement("video");
       player.controls = true;
-      player.src = item.output.url;
-      const after = node.querySelector(".after");
-      after.querySelector(".editor-slot").replaceChildren(player);
-      after.querySelector("figcaption").textContent = text.videoAfter;
+      player.playsInline = true;
+      player.preload = "auto";
+      player.src = item.output.url;  // a blob: URL: the page's CSP allows media from blob: and nothing else
+      node.querySelector(".after .editor-slot").replaceChildren(player);
       const download = node.querySelector(".download");
       download.href = item.output.url;
-      download.download = protectedName(file.name, report.format);
-      download.textContent = text.videoDownload;
-      download.hidden = false;
-      summary.textContent = text.videoSummary(report.width, report.height, report.frames);
-      setState(item, "done");
-      refreshActions();
+      download.download = protectedName(file.name, report.format, "video");
+      item.doneSummary = text.videoSummary(report.width, report.height, report.frames);
+      item.state = "done";
+      render(item);
     })
-    .catch((error) => { if (!item.removed) showError(item, error); });
+    .catch((error) => { if (!item.removed && !item.cancel.signal.aborted) fail(item, error); });
 }
 
 function add(files) {
@@ -191,12 +264,13 @@ function add(files) {
       addVideo(file, node);
       continue;
     }
-    const item = { file, node, version: 0, current: false, output: null, editor: null,
+    const item = { file, node, version: 0, current: false, output: null, editor: null, state: "waiting",
       choices: { regions: [], keep: [] } };
     const before = node.querySelector(".before img");
     item.originalUrl = URL.createObjectURL(file);
-    before.addEventListener("error", () => {  // e.g. HEIC: no broken-image icon, a sentence instead
+    before.addEventListener("error", () => {  // e.g. HEIC: no broken-image icon and no outline caption, a sentence
       node.querySelector(".before .frame").hidden = true;
+      node.querySelector(".before figcaption").hidden = true;
       node.querySelector(".no-preview").hidden = false;
     });
     before.src = item.originalUrl;
@@ -204,35 +278,26 @@ function add(files) {
     results.prepend(node);
     schedule(item);
   }
-  clearButton.hidden = false;
-}
-
-function refreshActions() {
-  const ready = items.filter((item) => item.current);
-  downloadAllButton.hidden = ready.length === 0;
-  downloadAllButton.disabled = working || queue.length > 0;
 }
 
 async function downloadAll() {
   downloadAllButton.disabled = true;
-  const used = new Set();
-  const files = items.filter((item) => item.current).map((item) => {
-    let name = protectedName(item.file.name, item.output.report.format);
-    for (let n = 2; used.has(name); n++) name = protectedName(`${item.file.name.replace(/\.[^.]*$/, "")} (${n})`, item.output.report.format);
-    used.add(name);
-    return { name, blob: item.output.blob };
-  });
+  zipProblem = "";
+  const ready = items.filter((item) => item.current);
+  const names = protectedNames(ready.map((item) => ({
+    name: item.file.name, extension: item.output.report.format, fallback: fallbackName(item) })));
   try {
-    const url = URL.createObjectURL(await storeZip(files));
+    const archive = await storeZip(ready.map((item, i) => ({ name: names[i], blob: item.output.blob })));
+    const url = URL.createObjectURL(archive);
     const link = document.createElement("a");
     link.href = url;
-    link.download = "photos-protected.zip";
+    link.download = "photos.protected.zip";
     link.click();
     setTimeout(() => URL.revokeObjectURL(url), 60_000);
   } catch (error) {
-    statusLine.textContent = text.zipFailed(error.message);
+    zipProblem = text.zipFailed(error.message);
   }
-  refreshActions();
+  refreshPage();
 }
 
 function showFillOptions() {
@@ -250,9 +315,9 @@ window.addEventListener("drop", (event) => {
   add(event.dataTransfer.files);
 });
 form.margin.addEventListener("input", () => { document.getElementById("margin-value").value = form.margin.value; });
-form.addEventListener("change", () => {  // new options apply to the photos already shown too
+form.addEventListener("change", () => {  // new options apply to the photos already shown too (videos keep theirs)
   showFillOptions();
-  items.forEach(schedule);
+  items.filter((item) => !item.video).forEach(schedule);
 });
 downloadAllButton.addEventListener("click", downloadAll);
 clearButton.addEventListener("click", () => {
@@ -263,9 +328,9 @@ clearButton.addEventListener("click", () => {
     if (item.output) URL.revokeObjectURL(item.output.url);
   }
   queue.length = 0;
+  zipProblem = "";
   results.replaceChildren();
-  clearButton.hidden = true;
-  statusLine.textContent = "";
-  refreshActions();
+  refreshPage();
 });
 showFillOptions();
+refreshPage();
