@@ -82,18 +82,18 @@ class ClipSource:
 
     def _check_limits(self) -> None:
         stream, options = self.video, self.options
-        video_bounds.check_stream(stream, options, MAX_FPS)
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if width <= 0 or height <= 0:
-            raise UndecodableVideo("The video's frame size cannot be read; it may be damaged.")
-        if width * height > options.max_pixels:
-            raise TooLarge(f"The video is {width}x{height}; the limit is {options.max_pixels / 1e6:.1f} megapixels.")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         seconds = self._duration()
         if seconds is None or not rate or not 0 < float(rate) <= MAX_FPS:
             measured_rate, measured_seconds = self._measure_timing() or (None, None)
             seconds = seconds if seconds is not None else measured_seconds
             rate = rate if rate and 0 < float(rate) <= MAX_FPS else measured_rate
+        video_bounds.check_stream(stream, options, MAX_FPS, measured_seconds=seconds)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width <= 0 or height <= 0:
+            raise UndecodableVideo("The video's frame size cannot be read; it may be damaged.")
+        if width * height > options.max_pixels:
+            raise TooLarge(f"The video is {width}x{height}; the limit is {options.max_pixels / 1e6:.1f} megapixels.")
         if not rate or not 0 < float(rate) <= MAX_FPS:
             raise UndecodableVideo("The video's frame rate cannot be read, or is over 240 fps.")
         self.rate = rate
