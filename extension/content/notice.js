@@ -85,7 +85,8 @@
   const REASONS = ['server_unreachable', 'timeout', 'not_paired', 'forbidden', 'too_large', 'unsupported',
     'undecodable', 'busy', 'bad_request', 'faces_found', 'unexpected_answer', 'not_photo_shield', 'server_error',
     'extension_error', 'not_protected_yet', 'video_blocked', 'video_ask', 'file_blocked', 'file_ask',
-    'photo_in_pieces', 'review_refused', 'review_expired', 'video_failed', 'video_cancelled'];
+    'photo_in_pieces', 'review_refused', 'review_expired', 'video_failed', 'video_cancelled',
+    'camera_expired', 'not_ready_yet'];
   // Questions about files nothing can protect (videos...): unanswered, the answer is no.
   const QUESTIONS = ['video_ask', 'file_ask'];
   const QUESTION_EXPIRES_MS = 120000;
