@@ -108,9 +108,15 @@ def test_lost_site_access_is_shown_loudly(browser):
             browser.context.pages[0].wait_for_timeout(100)
         assert warning, [p.url for p in browser.context.pages]
         warning.wait_for_selector("#access-lost:not([hidden])")
+        # In the foreground, with a system notification that says how to give access back.
+        assert warning.evaluate("document.visibilityState") == "visible"
+        notifications = browser.worker.evaluate("() => chrome.notifications.getAll()")
+        assert list(notifications) == ["photo-shield-access-lost"], notifications
+        assert "On all sites" in warning.inner_text("#access-lost")
         popup = extension_page(browser, "popup/popup.html")
         popup.wait_for_selector("#access-lost:not([hidden])")
         assert "NOT protected" in popup.inner_text("#access-lost")
+        assert "about:addons" in popup.inner_text("#access-lost")
         popup.close()
         warning.close()
     finally:
@@ -119,6 +125,7 @@ def test_lost_site_access_is_shown_loudly(browser):
             await PhotoShieldStatus.checkSiteAccess();
         }""")
     assert badge(browser) != "!!"
+    assert browser.worker.evaluate("() => chrome.notifications.getAll()") == {}
 
 
 def test_options_say_whether_private_windows_are_covered(browser):

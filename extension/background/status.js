@@ -70,23 +70,43 @@
     await refreshBadge();
   }
 
-  /** Whether one of the extension's own pages is open in a tab (no "tabs" permission needed). */
-  async function warningOpen() {
-    const optionsUrl = chrome.runtime.getURL(chrome.runtime.getManifest().options_ui.page);
+  const optionsUrl = () => chrome.runtime.getURL(chrome.runtime.getManifest().options_ui.page);
+
+  /** The tab showing the options page, if one is open (no "tabs" permission needed), or null. */
+  async function warningTab() {
     if (chrome.runtime.getContexts) {
       const contexts = await chrome.runtime.getContexts({ contextTypes: ['TAB'] });
-      return contexts.some((context) => context.documentUrl.split('#')[0] === optionsUrl);
+      const context = contexts.find((found) => found.documentUrl.split('#')[0] === optionsUrl());
+      return context ? context.tabId : null;
     }
-    return chrome.extension.getViews({ type: 'tab' }).some((view) => view.location.href.split('#')[0] === optionsUrl);
+    const view = chrome.extension.getViews({ type: 'tab' }).find((found) => found.location.href.split('#')[0] === optionsUrl());
+    const tab = view && await view.chrome.tabs.getCurrent();
+    return tab ? tab.id : null;
   }
 
   let lastWarningAt = 0;
 
-  /** Brings the options page, which says what was lost and how to give it back, to the front. */
+  /** Brings the options page, which says what was lost and how to give it back, to the FRONT: a tab of
+   *  its own, made active (runtime.openOptionsPage() opens it in the background in Firefox). */
   async function showWarning() {
     if (Date.now() - lastWarningAt < WARNING_PAUSE_MS) return;
     lastWarningAt = Date.now();
-    if (!(await warningOpen().catch(() => false))) await chrome.runtime.openOptionsPage();
+    const open = await warningTab().catch(() => null);
+    const tab = open !== null ? await chrome.tabs.update(open, { active: true })
+      : await chrome.tabs.create({ url: optionsUrl(), active: true });
+    if (tab && chrome.windows) await chrome.windows.update(tab.windowId, { focused: true }).catch(() => {});
+  }
+
+  const NOTIFICATION = 'photo-shield-access-lost';
+
+  /** A system notification, the moment access is lost: the badge can be hidden (Firefox's Extensions menu). */
+  async function notifyLoss() {
+    if (!chrome.notifications) return;
+    const options = { type: 'basic', iconUrl: chrome.runtime.getURL('icons/icon128.png'),
+      title: t('accessLostTitle'), message: t('accessLostHowTo'), priority: 2 };
+    // Chromium keeps it on screen until answered; Firefox refuses the option.
+    if (!chrome.runtime.getURL('').startsWith('moz-extension:')) options.requireInteraction = true;
+    await chrome.notifications.create(NOTIFICATION, options);
   }
 
   /** Compares what the browser grants with what the extension needs; warns when access was lost. */
@@ -95,6 +115,8 @@
     const { siteAccessLost } = await chrome.storage.local.get('siteAccessLost');
     if (lost !== Boolean(siteAccessLost)) {
       await chrome.storage.local.set({ siteAccessLost: lost });
+      if (lost) await notifyLoss().catch(() => {});
+      else if (chrome.notifications) await chrome.notifications.clear(NOTIFICATION).catch(() => {});
     }
     await refreshBadge();
     if (lost) await showWarning().catch(() => {});
@@ -102,6 +124,9 @@
   }
 
   function start() {
+    if (chrome.notifications) {
+      chrome.notifications.onClicked.addListener((id) => { if (id === NOTIFICATION) showWarning().catch(() => {}); });
+    }
     chrome.permissions.onRemoved.addListener(() => { checkSiteAccess(); });
     chrome.permissions.onAdded.addListener(() => { checkSiteAccess(); });
     // A listener here also makes Chromium start the worker with the browser, so the check runs at start-up.

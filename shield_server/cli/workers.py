@@ -112,6 +112,8 @@ def run_video_job(job: Job, args, inputs: frozenset[tuple[int, int]]) -> dict:
         return failure(job.source, exc.code, exc.message_for(OPTION_FLAGS))
     except OSError as exc:
         return failure(job.source, "io_error", exc.strerror or str(exc))
+    except Exception as exc:  # an engine bug: this clip fails (nothing written), the batch goes on
+        return failure(job.source, "internal", f"internal error ({type(exc).__name__})")
     finally:
         if temp:
             Path(temp).unlink(missing_ok=True)
