@@ -25,7 +25,7 @@ from typing import Callable, Mapping
 import av
 
 from shield_server import formats, redact
-from shield_server.errors import BadOptions
+from shield_server.errors import BadOptions, UndecodableVideo
 from shield_server.video_faces import FaceTimeline
 from shield_server.video_output import ClipWriter, cover
 from shield_server.video_sandbox import IsolatedClip
@@ -34,6 +34,7 @@ from shield_server.video_source import MAX_BYTES, MAX_PIXELS, MAX_SECONDS, Pictu
 AUDIO_CHOICES = ("keep", "drop")
 STEPS = ("decode", "detect", "track", "fill", "encode")  # VideoResult.timings_s: seconds spent in each
 WORKDIR_PREFIX = "job-"
+MIN_FRAMES = 2  # one frame is a still: refused like 1x1 and frameless clips (docs/VIDEO.md, "Limits")
 
 Progress = Callable[[int, int], None]
 
@@ -126,6 +127,9 @@ def protect_video(source: str | os.PathLike, target: str | os.PathLike, options:
                     faces.add(item, window[-2] if len(window) >= 2 else None)
                     while window and window[0].index + faces.lookahead < clip.decoded:
                         write_oldest()
+                if clip.decoded < MIN_FRAMES:
+                    raise UndecodableVideo(f"The video has {clip.decoded} frame; a clip needs at least "
+                                           f"{MIN_FRAMES} (protect a single picture as a photo).")
                 if window:
                     faces.finish(window[-1])
                 while window:

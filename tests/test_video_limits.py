@@ -13,7 +13,7 @@ import pytest
 
 from server_process import REPO_ROOT, start_server
 from shield_server import video, video_bounds
-from shield_server.errors import ShieldError
+from shield_server.errors import ShieldError, UndecodableVideo
 from shield_server.video import VideoOptions, protect_video
 from shield_server.video_sandbox import decode_ceiling
 from video_bombs import empty_clip, index_bomb, mjpeg_bomb, size_bomb, tiny_clip
@@ -36,6 +36,7 @@ BOMBS = {
 DEGENERATE = {
     "one-pixel.mp4": (lambda p: tiny_clip(p, 1, 1, 12), "at least 16x16"),
     "no-frame.mp4": (empty_clip, "no frame"),
+    "one-frame.mp4": (lambda p: make_clip(p, frames=1, audio=False), "at least 2"),
 }
 
 
@@ -110,11 +111,12 @@ def test_pictures_and_sound_through_the_pipe_where_there_is_no_shared_memory(tmp
     assert min(magenta_share(rgb, box) for rgb, box in zip(decode_frames(out), truth)) >= 0.95
 
 
-def test_single_frame_clip_protected(tmp_path):
+def test_single_frame_clip_refused(tmp_path):
     source, out = tmp_path / "one.mp4", tmp_path / "out.mp4"
     make_clip(source, frames=1, audio=False)
-    assert protect_video(source, out).frames == 1
-    assert len(decode_frames(out)) == 1
+    with pytest.raises(UndecodableVideo, match="has 1 frame"):
+        protect_video(source, out)
+    assert not out.exists()
 
 
 @pytest.fixture(scope="module")
@@ -190,8 +192,9 @@ def test_cli_batch_goes_on_after_degenerate_clips(tmp_path):
     for name, (make, _) in DEGENERATE.items():
         make(tmp_path / name)
     truth = make_clip(tmp_path / "holiday.mp4", frames=6, audio=False)
-    run = subprocess.run([sys.executable, "-m", "shield_server", "redact", str(tmp_path / "one-pixel.mp4"),
-                          str(tmp_path / "holiday.mp4"), str(tmp_path / "no-frame.mp4"), "--json"],
+    degenerate = [str(tmp_path / name) for name in DEGENERATE]
+    run = subprocess.run([sys.executable, "-m", "shield_server", "redact", degenerate[0],
+                          str(tmp_path / "holiday.mp4"), *degenerate[1:], "--json"],
                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     report = {entry["file"].rsplit("/", 1)[1]: entry for entry in json.loads(run.stdout)}
@@ -199,10 +202,10 @@ def test_cli_batch_goes_on_after_degenerate_clips(tmp_path):
     for name, (_, words) in DEGENERATE.items():
         assert report[name]["error"] == "undecodable_video" and words in report[name]["message"]
     assert (tmp_path / "holiday.protected.mp4").exists()
-    summary = subprocess.run([sys.executable, "-m", "shield_server", "redact", str(tmp_path / "one-pixel.mp4"),
-                              str(tmp_path / "no-frame.mp4")], cwd=REPO_ROOT, capture_output=True, text=True,
+    summary = subprocess.run([sys.executable, "-m", "shield_server", "redact", *degenerate],
+                             cwd=REPO_ROOT, capture_output=True, text=True,
                              timeout=300)
-    assert summary.returncode == 1 and "0 protected, 2 failed" in summary.stderr, summary.stderr
+    assert summary.returncode == 1 and "0 protected, 3 failed" in summary.stderr, summary.stderr
 
 
 def test_cli_batch_goes_on_after_a_video_engine_crash(tmp_path, monkeypatch, capsys):
