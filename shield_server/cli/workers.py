@@ -45,12 +45,16 @@ def run_job(job: Job, options, inputs: frozenset[tuple[int, int]]) -> dict:
             _refuse_overwriting_an_input(target, inputs)
             write_atomically(target, result.data, mode)
         return _done(job, target, result.report())
-    except ShieldError as exc:
+    except Exception as exc:  # an engine bug too: this file fails (nothing written), the batch goes on
+        return _failed(job, exc)
+
+
+def _failed(job: Job, exc: Exception) -> dict:
+    if isinstance(exc, ShieldError):
         return failure(job.source, exc.code, exc.message_for(OPTION_FLAGS))
-    except OSError as exc:
+    if isinstance(exc, OSError):
         return failure(job.source, "io_error", exc.strerror or str(exc))
-    except Exception as exc:  # an engine bug: this file fails (nothing written), the batch goes on
-        return failure(job.source, "internal", f"internal error ({type(exc).__name__})")
+    return failure(job.source, "internal", f"internal error ({type(exc).__name__})")
 
 
 def is_video(path: Path) -> bool:
@@ -108,12 +112,8 @@ def run_video_job(job: Job, args, inputs: frozenset[tuple[int, int]]) -> dict:
         else:
             os.replace(temp, target)
         return _done(job, target, {"faces": result.faces_per_frame_max, **result.report()})
-    except ShieldError as exc:
-        return failure(job.source, exc.code, exc.message_for(OPTION_FLAGS))
-    except OSError as exc:
-        return failure(job.source, "io_error", exc.strerror or str(exc))
-    except Exception as exc:  # an engine bug: this clip fails (nothing written), the batch goes on
-        return failure(job.source, "internal", f"internal error ({type(exc).__name__})")
+    except Exception as exc:  # an engine bug too: this file fails (nothing written), the batch goes on
+        return _failed(job, exc)
     finally:
         if temp:
             Path(temp).unlink(missing_ok=True)
