@@ -1,11 +1,11 @@
 // What the toolbar shows at a glance (protected / not connected / off / no access to websites), and the
 // watch on the extension's access to websites: a person can withdraw it (Firefox about:addons, Chrome
 // "Site access"), and then no content script runs, so no upload can be protected and no in-page notice
-// can say so. The worker itself still runs: it shows the loss on the badge, in the popup and in a tab.
+// can say so. The worker itself still runs: it shows the loss on the badge and in the popup, and once per
+// loss with a system notification and a page brought to the front.
 (function (global) {
   'use strict';
 
-  const WARNING_PAUSE_MS = 1000; // one warning per burst of page loads
   const t = (key) => chrome.i18n.getMessage(key) || key;
 
   async function hasSiteAccess() {
@@ -70,35 +70,73 @@
     await refreshBadge();
   }
 
-  /** Whether one of the extension's own pages is open in a tab (no "tabs" permission needed). */
-  async function warningOpen() {
-    const optionsUrl = chrome.runtime.getURL(chrome.runtime.getManifest().options_ui.page);
+  const WARNING_PAGE = 'access/access.html';
+  const NOTIFICATION = 'photo-shield-access-lost';
+  // "Warned for this loss": session storage outlives a stopped worker but not a browser restart, so a loss
+  // still there at the next start is announced again.
+  const warnings = () => chrome.storage.session || chrome.storage.local;
+
+  /** The tab showing the warning page, if one is open (no "tabs" permission needed). */
+  async function warningTab() {
+    const url = chrome.runtime.getURL(WARNING_PAGE);
     if (chrome.runtime.getContexts) {
-      const contexts = await chrome.runtime.getContexts({ contextTypes: ['TAB'] });
-      return contexts.some((context) => context.documentUrl.split('#')[0] === optionsUrl);
+      const contexts = await chrome.runtime.getContexts({ contextTypes: ['TAB'], documentUrls: [url] });
+      return contexts.length ? { id: contexts[0].tabId, windowId: contexts[0].windowId } : null;
     }
-    return chrome.extension.getViews({ type: 'tab' }).some((view) => view.location.href.split('#')[0] === optionsUrl);
+    const view = chrome.extension.getViews({ type: 'tab' }).find((v) => v.location.href.split('#')[0] === url);
+    return view ? view.chrome.tabs.getCurrent() : null;
   }
 
-  let lastWarningAt = 0;
+  /** Puts the warning page in front of the person: the open one, or a new tab (never a background tab). */
+  async function showWarningPage() {
+    const open = await warningTab().catch(() => null);
+    const tab = open
+      ? await chrome.tabs.update(open.id, { active: true })
+      : await chrome.tabs.create({ url: chrome.runtime.getURL(WARNING_PAGE), active: true });
+    if (tab && chrome.windows) await chrome.windows.update(tab.windowId, { focused: true }).catch(() => {});
+  }
 
-  /** Brings the options page, which says what was lost and how to give it back, to the front. */
-  async function showWarning() {
-    if (Date.now() - lastWarningAt < WARNING_PAUSE_MS) return;
-    lastWarningAt = Date.now();
-    if (!(await warningOpen().catch(() => false))) await chrome.runtime.openOptionsPage();
+  async function notify() {
+    await chrome.notifications.create(NOTIFICATION, {
+      type: 'basic',
+      iconUrl: chrome.runtime.getURL('icons/icon128.png'),
+      title: t('notificationAccessLostTitle'),
+      message: t('notificationAccessLostText'),
+      priority: 2,
+    });
+  }
+
+  /** Once per loss: a system notification and the warning page in front. */
+  async function warnOnce() {
+    const { accessWarned } = await warnings().get('accessWarned');
+    if (accessWarned) return;
+    await warnings().set({ accessWarned: true });
+    await Promise.all([notify().catch(() => {}), showWarningPage().catch(() => {})]);
+  }
+
+  async function clearWarning() {
+    await warnings().remove('accessWarned');
+    await chrome.notifications.clear(NOTIFICATION).catch(() => {});
   }
 
   /** Compares what the browser grants with what the extension needs; warns when access was lost. */
-  async function checkSiteAccess() {
+  async function compareSiteAccess() {
     const lost = !(await hasSiteAccess());
     const { siteAccessLost } = await chrome.storage.local.get('siteAccessLost');
     if (lost !== Boolean(siteAccessLost)) {
       await chrome.storage.local.set({ siteAccessLost: lost });
     }
     await refreshBadge();
-    if (lost) await showWarning().catch(() => {});
+    await (lost ? warnOnce() : clearWarning()).catch(() => {});
     return lost;
+  }
+
+  let checking = Promise.resolve();
+
+  /** One check at a time, so that a burst of events warns once. */
+  function checkSiteAccess() {
+    checking = checking.catch(() => {}).then(compareSiteAccess);
+    return checking;
   }
 
   function start() {
@@ -106,12 +144,8 @@
     chrome.permissions.onAdded.addListener(() => { checkSiteAccess(); });
     // A listener here also makes Chromium start the worker with the browser, so the check runs at start-up.
     chrome.runtime.onStartup.addListener(() => { checkSiteAccess(); });
-    // With access lost no content script runs: the next page the person opens brings the warning back.
-    chrome.tabs.onUpdated.addListener((tabId, change) => {
-      if (change.status !== 'complete') return;
-      chrome.storage.local.get('siteAccessLost').then(({ siteAccessLost }) => {
-        if (siteAccessLost) showWarning().catch(() => {});
-      });
+    chrome.notifications.onClicked.addListener((id) => {
+      if (id === NOTIFICATION) showWarningPage().catch(() => {});
     });
     chrome.storage.onChanged.addListener((changes, area) => {
       if (area === 'managed' || 'settings' in changes) forgetConnection(); // new port or token: unknown again

@@ -35,5 +35,10 @@
     return ask('checkSiteAccess');
   }
 
-  global.PhotoShieldUi = { t, translatePage, ask, describe, refusalText, restoreSiteAccess };
+  /** How to give access to websites back by hand, in the words of the browser this runs in. */
+  function accessSteps() {
+    return t(chrome.runtime.getURL('').startsWith('moz-extension:') ? 'accessStepsFirefox' : 'accessStepsChromium');
+  }
+
+  global.PhotoShieldUi = { t, translatePage, ask, describe, refusalText, restoreSiteAccess, accessSteps };
 })(globalThis);

@@ -2,7 +2,7 @@
 (function () {
   'use strict';
 
-  const { t, translatePage, ask, describe, refusalText, restoreSiteAccess } = PhotoShieldUi;
+  const { t, translatePage, ask, describe, refusalText, restoreSiteAccess, accessSteps } = PhotoShieldUi;
   const $ = (id) => document.getElementById(id);
 
   function show(id, ok, text) {
@@ -35,8 +35,13 @@
     await render();
   });
 
+  chrome.storage.onChanged.addListener((changes, area) => {
+    if (area === 'local' && 'siteAccessLost' in changes) render();
+  });
+
   $('open-options').addEventListener('click', () => chrome.runtime.openOptionsPage());
 
   translatePage();
+  $('access-steps').textContent = accessSteps();
   render();
 })();

@@ -2,7 +2,7 @@
 // (tests/firefox/driver.py). Reads one JSON job from the file named first (or stdin), prints one JSON
 // answer on stdout.
 //
-// Job: { extension: "/abs/extension", timeoutMs, scenarios: [ { settings, storage, steps: [...] } ] }
+// Job: { extension: "/abs/extension", timeoutMs, prefs: {extra Firefox prefs}, scenarios: [ { settings, storage, steps: [...] } ] }
 // Each scenario starts from fresh extension storage ({settings} and any other {storage} keys), in a new tab.
 // Steps (each answers one entry of `results`):
 //   { goto: url }                               open the url in the scenario's tab
@@ -18,6 +18,8 @@
 //   { pages: true }                             the URLs of every open tab
 //   { closeExtension: true }                    closes the extension page the steps above used
 //   { sleep: ms }
+// `click`, `evaluate` and `waitFor` take `tab: "part of a URL"` to act in another open tab instead (the first
+// whose URL contains it, waited for up to 10 s), e.g. a page the extension opened by itself.
 // Answer: { ok, extensionId, results: [[...per step...] per scenario], error? }
 import { readFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -74,8 +76,21 @@ async function answerNotice(page, choice) {
   return true;
 }
 
+async function tabWith(browser, urlPart) {
+  const deadline = Date.now() + 10000;
+  const address = (tab) => Promise.race([tab.evaluate('location.href'),
+    new Promise((resolve) => setTimeout(() => resolve(tab.url()), 1000))]).catch(() => tab.url());
+  for (;;) {
+    // Puppeteer does not learn the URL of a tab that an extension opened: the page itself is asked.
+    for (const tab of await browser.pages()) if ((await address(tab)).includes(urlPart)) return tab;
+    if (Date.now() > deadline) throw new Error('no tab at ' + urlPart);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 async function runStep(context, step) {
-  const { page, extensionPage } = context;
+  const { extensionPage } = context;
+  const page = step.tab ? await tabWith(context.browser, step.tab) : context.page;
   if (step.goto) return open(page, step.goto).then(() => page.url());
   if (step.upload) {
     const input = await page.waitForSelector(step.upload, { timeout: 10000 });
@@ -161,6 +176,7 @@ async function main() {
         'app.update.enabled': false, 'datareporting.policy.dataSubmissionEnabled': false,
         'browser.safebrowsing.malware.enabled': false, 'browser.safebrowsing.phishing.enabled': false,
         'extensions.update.enabled': false, 'network.captive-portal-service.enabled': false,
+        ...(job.prefs || {}),
       },
     });
     answer.extensionId = await browser.installExtension(job.extension);

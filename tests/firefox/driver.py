@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 DRIVER = Path(__file__).resolve().parent / "driver.mjs"
 FIREFOX = "/usr/bin/firefox-esr"
 EXTENSION_DIR = ROOT / "extension"
+EXTENSION_ORIGIN = "moz-extension://2f8f9a52-5e2c-4a55-9d62-6c1f0c9e7a11"  # the UUID driver.mjs fixes
 
 
 def firefox_available() -> bool:
@@ -23,10 +24,11 @@ def firefox_available() -> bool:
             and (ROOT / "node_modules" / "puppeteer-core").is_dir())
 
 
-def run_scenarios(scenarios: list[dict], timeout: float = 120.0, extension: Path = EXTENSION_DIR) -> list[list]:
-    """Runs the scenarios in one Firefox, in order; one list of step results per scenario.
-    A step that failed answers {"error": ...} and ends its scenario."""
-    job = {"extension": str(extension), "timeoutMs": int(timeout * 1000), "scenarios": scenarios}
+def run_scenarios(scenarios: list[dict], timeout: float = 120.0, extension: Path = EXTENSION_DIR,
+                  prefs: dict | None = None) -> list[list]:
+    """Runs the scenarios in one Firefox (with these extra prefs), in order; one list of step results per
+    scenario. A step that failed answers {"error": ...} and ends its scenario."""
+    job = {"extension": str(extension), "timeoutMs": int(timeout * 1000), "prefs": prefs or {}, "scenarios": scenarios}
     with tempfile.NamedTemporaryFile("w", suffix=".json") as job_file:
         json.dump(job, job_file)
         job_file.flush()
