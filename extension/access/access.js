@@ -3,7 +3,7 @@
 (function () {
   'use strict';
 
-  const { t, translatePage, ask, restoreSiteAccess, accessSteps } = PhotoShieldUi;
+  const { t, translatePage, ask, followSiteAccess, accessSteps } = PhotoShieldUi;
   const $ = (id) => document.getElementById(id);
 
   async function render() {
@@ -14,14 +14,7 @@
     document.title = t(siteAccessLost ? 'accessLostTitle' : 'accessRestored'); // what the tab strip shows
   }
 
-  $('restore-access').addEventListener('click', async () => {
-    await restoreSiteAccess();
-    await render();
-  });
-
-  chrome.storage.onChanged.addListener((changes, area) => {
-    if (area === 'local' && 'siteAccessLost' in changes) render();
-  });
+  followSiteAccess($('restore-access'), render);
 
   translatePage();
   $('steps').textContent = accessSteps();

@@ -144,14 +144,17 @@
     chrome.permissions.onAdded.addListener(() => { checkSiteAccess(); });
     // A listener here also makes Chromium start the worker with the browser, so the check runs at start-up.
     chrome.runtime.onStartup.addListener(() => { checkSiteAccess(); });
+    // Access can be withdrawn without permissions.onRemoved (e.g. while the browser was closed): look
+    // again whenever a page finishes loading, as well as every few minutes and at every start (below).
+    chrome.tabs.onUpdated.addListener((tabId, change) => {
+      if (change.status === 'complete') checkSiteAccess();
+    });
     chrome.notifications.onClicked.addListener((id) => {
       if (id === NOTIFICATION) showWarningPage().catch(() => {});
     });
     chrome.storage.onChanged.addListener((changes, area) => {
       if (area === 'managed' || 'settings' in changes) forgetConnection(); // new port or token: unknown again
     });
-    // Withdrawn access does not always fire permissions.onRemoved (e.g. changed while the browser was
-    // closed): look again every few minutes, and at every start.
     if (chrome.alarms) {
       chrome.alarms.create('photo-shield-site-access', { periodInMinutes: 5 });
       chrome.alarms.onAlarm.addListener((alarm) => {

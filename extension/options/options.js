@@ -3,7 +3,7 @@
 (function () {
   'use strict';
 
-  const { t, translatePage, ask, describe, refusalText, restoreSiteAccess } = PhotoShieldUi;
+  const { t, translatePage, ask, describe, refusalText, followSiteAccess } = PhotoShieldUi;
   const $ = (id) => document.getElementById(id);
   const SETTING_CONTROLS = ['enabled', 'review', 'reviewAddRegions', 'reviewUntick', 'timeoutSeconds', 'siteMode',
     'siteList', 'faceAction', 'mode', 'fill', 'color', 'sticker', 'margin', 'videoAction', 'otherFileAction'];
@@ -103,14 +103,7 @@
     await render();
   });
 
-  $('restore-access').addEventListener('click', async () => {
-    await restoreSiteAccess();
-    await render();
-  });
-
-  chrome.storage.onChanged.addListener((changes, area) => {
-    if (area === 'local' && 'siteAccessLost' in changes) render();
-  });
+  followSiteAccess($('restore-access'), render);
 
   translatePage();
   showIncognito();

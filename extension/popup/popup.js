@@ -2,7 +2,7 @@
 (function () {
   'use strict';
 
-  const { t, translatePage, ask, describe, refusalText, restoreSiteAccess, accessSteps } = PhotoShieldUi;
+  const { t, translatePage, ask, describe, refusalText, followSiteAccess, accessSteps } = PhotoShieldUi;
   const $ = (id) => document.getElementById(id);
 
   function show(id, ok, text) {
@@ -30,14 +30,7 @@
     await render();
   });
 
-  $('restore-access').addEventListener('click', async () => {
-    await restoreSiteAccess();
-    await render();
-  });
-
-  chrome.storage.onChanged.addListener((changes, area) => {
-    if (area === 'local' && 'siteAccessLost' in changes) render();
-  });
+  followSiteAccess($('restore-access'), render);
 
   $('open-options').addEventListener('click', () => chrome.runtime.openOptionsPage());
 
