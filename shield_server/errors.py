@@ -5,9 +5,17 @@ class ShieldError(Exception):
     code = "internal"
     status = 500
 
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, option: str | None = None):
+        """option: the request field the message is about; "{option}" in the message stands for its name,
+        which each shell words its own way (message_for: the CLI says `--region` where the API says 'regions')."""
+        self.option, self._template = option, message
+        self.message = self.message_for({})
+        super().__init__(self.message)
+
+    def message_for(self, names: dict[str, str]) -> str:
+        if self.option is None:
+            return self._template
+        return self._template.replace("{option}", names.get(self.option, f"'{self.option}'"))
 
 
 class BadOptions(ShieldError):

@@ -20,6 +20,7 @@ from shield_server.detect.base import Detection
 from shield_server.errors import BadOptions, ProtectionFailed
 
 MODES = ("faces", "people")
+FILL_CHOICES = "a solid colour (#RRGGBB), 'noise' or 'sticker' (" + ", ".join(redact.STICKERS) + ")"
 OUTPUT_CHOICES = ("same", "png", "jpeg", "webp")
 MAX_MARGIN = 2.0
 MAX_REGIONS = 200  # per list (regions, keep): far more than a person draws, few enough to check quickly
@@ -50,21 +51,21 @@ class ProtectOptions:
 
     def __post_init__(self):
         if self.fill in redact.REFUSED_FILLS:
-            raise BadOptions(f"'{self.fill}' is refused: blurred or pixelated faces can be reversed or "
-                             "recognised by AI models. Use a solid colour or noise, which keep nothing "
-                             "of the original pixels.")
+            raise BadOptions(f"The fill '{self.fill}' is refused: blurred or pixelated faces can be reversed or "
+                             f"recognised by AI models. Use one of the fills that keep nothing of the original "
+                             f"pixels: {FILL_CHOICES}.", option="fill")
         if self.fill not in redact.FILLS:
-            raise BadOptions(f"Unknown fill {self.fill!r}: use 'solid', 'noise' or 'sticker'.")
+            raise BadOptions(f"Unknown fill {self.fill!r}: use {FILL_CHOICES}.", option="fill")
         if self.sticker not in redact.STICKERS:
             raise BadOptions(f"Unknown sticker {self.sticker!r}: use one of {', '.join(redact.STICKERS)}.")
         if not (len(self.color) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in self.color)):
             raise BadOptions("The colour must be three 0-255 values.")
         if not 0 <= self.margin <= MAX_MARGIN:
-            raise BadOptions(f"The margin must be between 0 and {MAX_MARGIN}.")
+            raise BadOptions(f"The margin ({{option}}) must be between 0 and {MAX_MARGIN}.", option="margin")
         if self.format not in OUTPUT_CHOICES:
             raise BadOptions(f"Unknown format {self.format!r}: use one of {', '.join(OUTPUT_CHOICES)}.")
         if self.mode not in MODES:
-            raise BadOptions(f"Unknown mode {self.mode!r}: use 'faces' or 'people'.")
+            raise BadOptions(f"Unknown mode {self.mode!r}: use 'faces' or 'people'.", option="mode")
         _check_boxes("regions", self.regions)
         _check_boxes("keep", self.keep)
 
@@ -83,7 +84,7 @@ class ProtectOptions:
         try:
             margin = float(params.get("margin", redact.DEFAULT_MARGIN))
         except ValueError:
-            raise BadOptions("The margin must be a number.") from None
+            raise BadOptions("The margin ({option}) must be a number.", option="margin") from None
         return cls(fill=fill, color=parse_color(color_text) if color_text else cls.color, margin=margin,
                    format=params.get("format", "same").lower(), mode=params.get("mode", "faces").lower(),
                    sticker=params.get("sticker", cls.sticker).strip().lower(),
@@ -109,12 +110,12 @@ def parse_boxes(name: str, text: str) -> tuple[Box, ...]:
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
-        raise BadOptions(f"'{name}' is not valid JSON: expected a list of [x0, y0, x1, y1] boxes, "
-                         "e.g. [[10, 20, 110, 140]].") from None
+        raise BadOptions("{option} is not valid JSON: expected a list of [x0, y0, x1, y1] boxes, "
+                         "e.g. [[10, 20, 110, 140]].", option=name) from None
     if not isinstance(value, list):
-        raise BadOptions(f"'{name}' must be a JSON list of [x0, y0, x1, y1] boxes.")
+        raise BadOptions("{option} must be a JSON list of [x0, y0, x1, y1] boxes.", option=name)
     if not all(isinstance(box, list) for box in value):
-        raise BadOptions(f"Each box of '{name}' must be a list [x0, y0, x1, y1].")
+        raise BadOptions("Each box of {option} must be a list [x0, y0, x1, y1].", option=name)
     return tuple(tuple(box) for box in value)
 
 
@@ -129,15 +130,18 @@ def _finite_number(value) -> bool:
 
 def _check_boxes(name: str, boxes) -> None:
     if len(boxes) > MAX_REGIONS:
-        raise BadOptions(f"'{name}' has {len(boxes)} boxes; at most {MAX_REGIONS} are accepted.")
+        raise BadOptions(f"{{option}} has {len(boxes)} boxes; at most {MAX_REGIONS} are accepted.", option=name)
     for box in boxes:
         if len(box) != 4:
-            raise BadOptions(f"Each box of '{name}' must have 4 numbers [x0, y0, x1, y1]; got {list(box)!r:.80}.")
+            raise BadOptions(f"Each box of {{option}} must have 4 numbers [x0, y0, x1, y1]; got {list(box)!r:.80}.",
+                             option=name)
         if not all(_finite_number(v) for v in box):
-            raise BadOptions(f"A box of '{name}' holds something that is not a number: {list(box)!r:.80}.")
+            raise BadOptions(f"A box of {{option}} holds something that is not a number: {list(box)!r:.80}.",
+                             option=name)
         x0, y0, x1, y1 = box
         if x1 <= x0 or y1 <= y0:
-            raise BadOptions(f"A box of '{name}' is empty or inverted (x1 <= x0 or y1 <= y0): {list(box)!r:.80}.")
+            raise BadOptions(f"A box of {{option}} is empty or inverted (x1 <= x0 or y1 <= y0): {list(box)!r:.80}.",
+                             option=name)
 
 
 def _pixel_box(name: str, box: Box, width: int, height: int) -> tuple[int, int, int, int]:
@@ -145,8 +149,8 @@ def _pixel_box(name: str, box: Box, width: int, height: int) -> tuple[int, int, 
     for another size or orientation of the photo would otherwise land on the wrong pixels unnoticed."""
     x0, y0, x1, y1 = box
     if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-        raise BadOptions(f"A box of '{name}' is outside the {width}x{height} photo (as shown upright): "
-                         f"{list(box)!r:.80}.")
+        raise BadOptions(f"A box of {{option}} is outside the {width}x{height} photo (as shown upright): "
+                         f"{list(box)!r:.80}.", option=name)
     return math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)
 
 
@@ -182,13 +186,14 @@ class ProtectResult:
     kept: list[Face] = field(default_factory=list)  # detected, left as they are (options.keep)
     added: list[tuple[int, int, int, int]] = field(default_factory=list)  # options.regions, replaced
     dropped: int = 0  # images of the input not in the output (a still's extra pictures or pages)
+    replaced_share: float = 0.0  # of the photo's pixels (whole-person mode: how much the people took)
 
     def report(self) -> dict:
         return {"faces": len(self.faces), "boxes": [list(f.box) for f in self.faces],
                 "detections": detections(self.faces, self.kept), "added": [list(b) for b in self.added],
                 "kept": [list(f.box) for f in self.kept], "width": self.width, "height": self.height,
                 "frames": self.frames, "dropped_images": self.dropped, "format": self.extension,
-                "timings_ms": self.timings_ms}
+                "replaced_share": round(self.replaced_share, 4), "timings_ms": self.timings_ms}
 
 
 def detections(replaced: list[Face], kept: list[Face]) -> list[dict]:
@@ -210,8 +215,8 @@ def plan(faces: list[Face], options: ProtectOptions, width: int, height: int) ->
     for box in options.keep:
         matches = {i for i, face in enumerate(faces) if _iou(box, face.box) >= KEEP_MIN_IOU}
         if not matches:
-            raise BadOptions(f"A box of 'keep' matches no detected face (overlap under {KEEP_MIN_IOU} IoU): "
-                             f"{list(box)!r:.80}. Use the boxes the report lists as detections.")
+            raise BadOptions(f"A box of {{option}} matches no detected face (overlap under {KEEP_MIN_IOU} IoU): "
+                             f"{list(box)!r:.80}. Use the boxes the report lists as detections.", option="keep")
         kept_ids |= matches
     return Plan([f for i, f in enumerate(faces) if i not in kept_ids],
                 [f for i, f in enumerate(faces) if i in kept_ids], added)
@@ -268,9 +273,9 @@ def _verify(frames, mask: np.ndarray, values: np.ndarray) -> None:
             raise ProtectionFailed("Redaction check failed: a redacted region is not opaque.")
 
 
-def _redact(frames: list[np.ndarray], choices: Plan, options: ProtectOptions, clock: _Stopwatch) -> None:
-    """Replace the planned faces and regions in every frame, then check that they are replaced. The
-    photo-sized mask lives only in here, so it is freed before the photo is encoded."""
+def _redact(frames: list[np.ndarray], choices: Plan, options: ProtectOptions, clock: _Stopwatch) -> float:
+    """Replace the planned faces and regions in every frame, then check that they are replaced; returns the
+    share of the photo replaced. The photo-sized mask lives only in here, so it is freed before encoding."""
     height, width = frames[0].shape[:2]
     heads = [f.box for f in choices.replaced]
     mask = redact.head_mask(heads, options.margin, width, height)
@@ -290,6 +295,7 @@ def _redact(frames: list[np.ndarray], choices: Plan, options: ProtectOptions, cl
     clock.lap("redact")
     _verify(frames, mask, values)
     clock.lap("verify")
+    return float(mask.mean())
 
 
 def protect(data: bytes, options: ProtectOptions = ProtectOptions()) -> ProtectResult:
@@ -302,12 +308,12 @@ def protect(data: bytes, options: ProtectOptions = ProtectOptions()) -> ProtectR
     height, width = image.frames[0].shape[:2]
     choices = plan(_find_faces(image.frames, default_detector()), options, width, height)
     clock.lap("detect")
-    _redact(image.frames, choices, options, clock)
+    replaced_share = _redact(image.frames, choices, options, clock)
     encoded = formats.encode(image, fmt)
     clock.lap("encode")
     return ProtectResult(encoded, formats.mime_type(fmt), formats.extension(fmt), image.width, image.height,
                          choices.replaced, len(image.frames), clock.total(), choices.kept, choices.added,
-                         image.dropped)
+                         image.dropped, replaced_share)
 
 
 def detect_only(data: bytes, options: ProtectOptions = ProtectOptions()) -> tuple[Plan, int, int]:

@@ -283,7 +283,7 @@ def check_json_nesting(name: str, text: str, max_depth: int = MAX_JSON_DEPTH) ->
         if token in "[{":
             depth += 1
             if depth > max_depth:
-                raise BadOptions(f"'{name}' is nested deeper than a list of [x0, y0, x1, y1] boxes.")
+                raise BadOptions("{option} is nested deeper than a list of [x0, y0, x1, y1] boxes.", option=name)
         elif token in "]}":
             depth -= 1
 

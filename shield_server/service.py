@@ -7,6 +7,7 @@ involved: nothing runs as root and the server still listens on 127.0.0.1 only.
 
 import os
 import plistlib
+import shlex
 import shutil
 import subprocess
 import sys
@@ -128,6 +129,26 @@ def _run_all(commands) -> str | None:
     return None
 
 
+def _not_registered(platform: Platform, spec: ServiceSpec, failure: str) -> str:
+    """What to do when registering failed: the exact commands, or that there is no service manager here."""
+    manager = platform.register[0][0]
+    start_by_hand = ("Until then, Photo Shield does not start by itself: start it by hand after each login "
+                     f"with `shield serve` (the same as `{_command_line(spec.command)}`, or scripts/serve.sh "
+                     "in the Photo Shield folder).")
+    if shutil.which(manager) is None:
+        return (f"shield service: this system has no user service manager (`{manager}` is not installed), so "
+                f"the {platform.name} written at {platform.path} cannot be registered. {start_by_hand}")
+    commands = "\n".join(f"    {_command_line(command)}" for command in platform.register)
+    return (f"shield service: the {platform.name} is written at {platform.path}, but registering it failed "
+            f"({failure}); on Linux this usually means no systemd user manager runs for this session (a "
+            f"container, WSL without systemd, a login without a user session). Once one runs, these commands "
+            f"register and start it:\n{commands}\n{start_by_hand}")
+
+
+def _command_line(command: tuple[str, ...]) -> str:
+    return subprocess.list2cmdline(command) if sys.platform in ("win32", "cygwin") else shlex.join(command)
+
+
 def _answers(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://{BIND_ADDRESS}:{port}/", timeout=2) as answer:
@@ -137,8 +158,9 @@ def _answers(port: int) -> bool:
 
 
 def main(args) -> int:
+    spec = ServiceSpec.for_port(args.port or DEFAULT_PORT)
     try:
-        platform = platform_for(sys.platform, ServiceSpec.for_port(args.port or DEFAULT_PORT))
+        platform = platform_for(sys.platform, spec)
     except ValueError as exc:
         print(f"shield service: {exc}", file=sys.stderr)
         return 2
@@ -150,8 +172,7 @@ def main(args) -> int:
             return 0
         failure = _run_all(platform.register)
         if failure:
-            print(f"shield service: could not register it ({failure}). It is written; register it by hand, "
-                  f"or run `shield serve` yourself.", file=sys.stderr)
+            print(_not_registered(platform, spec, failure), file=sys.stderr)
             return 1
         print("Photo Shield now starts when you log in, and restarts if it stops.")
         return 0

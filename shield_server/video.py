@@ -1,7 +1,8 @@
 """Video clips: every frame's faces replaced, container metadata gone, streamed frame by frame.
 
 protect_video(source, target, options) is the one heart; its steps live beside it:
-- video_source.py: opening the clip and holding it to the limits, then decoding upright pictures;
+- video_source.py: opening the clip and holding it to the limits, then decoding upright pictures, in a child
+  process under a memory ceiling (video_sandbox.py);
 - video_faces.py: the detection schedule across time (which frames are searched, with which passes) and
   the boxes that cover each frame (held, moved with the camera, lost faces);
 - video_output.py: the fill of each frame's heads, and encoding H.264 + AAC into a fresh MP4.
@@ -17,7 +18,7 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Mapping
+from typing import Callable, Mapping
 
 import av
 
@@ -25,7 +26,8 @@ from shield_server import formats, redact
 from shield_server.errors import BadOptions
 from shield_server.video_faces import FaceTimeline
 from shield_server.video_output import ClipWriter, cover
-from shield_server.video_source import MAX_BYTES, MAX_PIXELS, MAX_SECONDS, ClipSource, Picture
+from shield_server.video_sandbox import IsolatedClip
+from shield_server.video_source import MAX_BYTES, MAX_PIXELS, MAX_SECONDS, Picture
 
 AUDIO_CHOICES = ("keep", "drop")
 WORKDIR_PREFIX = "job-"
@@ -85,17 +87,17 @@ class VideoResult:
                 "mime_type": "video/mp4"}
 
 
-def protect_video(source: str | os.PathLike | BinaryIO, target: str | os.PathLike, options: VideoOptions =
+def protect_video(source: str | os.PathLike, target: str | os.PathLike, options: VideoOptions =
                   VideoOptions(), progress: Progress | None = None,
                   cancel: Callable[[], bool] | None = None) -> VideoResult:
-    """Protect the clip at `source` (a path or a seekable binary file) into a new MP4 at `target`.
+    """Protect the clip at `source` (a path) into a new MP4 at `target`.
     Raises a ShieldError subclass on any failure, after removing whatever was written to `target`."""
     progress, cancel = progress or (lambda done, total: None), cancel or (lambda: False)
     try:
-        with ClipSource(source, options) as clip:
+        with IsolatedClip(source, options) as clip:
             with av.open(os.fspath(target), "w", format="mp4",
                          options={"movflags": "+faststart", "fflags": "+bitexact"}) as output:
-                writer = ClipWriter(output, clip.video, clip.rate, clip.audio)
+                writer = ClipWriter(output, clip.time_base, clip.rate, clip.audio)
                 faces = FaceTimeline()
                 window: deque = deque()  # decoded pictures not yet written
 

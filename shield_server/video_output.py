@@ -2,14 +2,14 @@
 fresh MP4 (H.264 + AAC) that carries none of the source's metadata (docs/VIDEO.md).
 
     cover(rgb, heads, options)                       # fill the head ellipses in place, then check them
-    writer = ClipWriter(output, clip.video, clip.rate, clip.audio)
+    writer = ClipWriter(output, clip.time_base, clip.rate, clip.audio)  # audio: {"channels", "sample_rate"}
     writer.picture(picture); writer.audio(frame); writer.close()
 """
 
 import av
 import numpy as np
 
-from shield_server import redact
+from shield_server import redact, video_bounds
 from shield_server.errors import ProtectionFailed, UndecodableVideo
 
 VIDEO_CRF = "20"
@@ -33,8 +33,8 @@ class ClipWriter:
     """The output container's H.264 stream (opened with the first picture, whose size is known only once it
     is decoded and turned upright) and AAC stream; audio that comes before it waits."""
 
-    def __init__(self, output, source_video, rate, source_audio):
-        self.output, self.source_video, self.rate, self.source_audio = output, source_video, rate, source_audio
+    def __init__(self, output, time_base, rate, source_audio: dict | None):
+        self.output, self.time_base, self.rate, self.source_audio = output, time_base, rate, source_audio
         self.video_out = self.audio_out = self.resampler = None
         self.early_audio = []
         self.written = 0
@@ -42,14 +42,15 @@ class ClipWriter:
     def _open(self, width: int, height: int) -> None:
         video_out = self.output.add_stream("libx264", rate=self.rate)
         video_out.width, video_out.height, video_out.pix_fmt = width, height, "yuv420p"
-        video_out.time_base = self.source_video.time_base
-        video_out.codec_context.time_base = self.source_video.time_base
-        video_out.options = {"crf": VIDEO_CRF, "preset": VIDEO_PRESET}
+        video_out.time_base = self.time_base
+        video_out.codec_context.time_base = self.time_base
+        video_out.options = {"crf": VIDEO_CRF, "preset": VIDEO_PRESET,
+                             **video_bounds.encoder_ceiling(width, height, self.rate)}
         video_out.thread_type = "AUTO"
         self.video_out = video_out
         if self.source_audio is not None:
-            layout = "mono" if self.source_audio.codec_context.channels == 1 else "stereo"
-            rate = self.source_audio.codec_context.sample_rate or 48000
+            layout = "mono" if self.source_audio["channels"] == 1 else "stereo"
+            rate = self.source_audio["sample_rate"]
             self.audio_out = self.output.add_stream("aac", rate=rate, layout=layout)
             self.audio_out.bit_rate = AUDIO_BITRATE
             self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
@@ -61,7 +62,7 @@ class ClipWriter:
 
     def picture(self, picture) -> None:
         frame = av.VideoFrame.from_ndarray(picture.rgb, format="rgb24")
-        frame.pts, frame.time_base = picture.pts, self.source_video.time_base
+        frame.pts, frame.time_base = picture.pts, self.time_base
         self._encode(self.video_out, frame)
         self.written += 1
 

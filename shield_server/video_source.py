@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from shield_server import formats
+from shield_server import formats, video_bounds
 from shield_server.errors import Cancelled, TooLarge, UndecodableVideo, UnsupportedImage
 
 MAX_BYTES = 1_000_000_000
@@ -81,6 +81,7 @@ class ClipSource:
 
     def _check_limits(self) -> None:
         stream, options = self.video, self.options
+        video_bounds.check_stream(stream, options, MAX_FPS)
         width, height = stream.codec_context.width, stream.codec_context.height
         if width <= 0 or height <= 0:
             raise UndecodableVideo("The video's frame size cannot be read; it may be damaged.")
@@ -129,6 +130,8 @@ class ClipSource:
             raise UndecodableVideo("The video is damaged: a frame could not be decoded intact.")
         if self.decoded == 0:
             self.rotation = int(round((frame.rotation or 0) / 90.0)) % 4 * 90
+            self.size = (frame.width, frame.height)
+        video_bounds.check_picture(frame.width, frame.height, self.size, self.options.max_pixels)
         rgb = frame.to_ndarray(format="rgb24")
         if self.rotation:
             rgb = np.rot90(rgb, k=self.rotation // 90)  # FFmpeg's rotation is counter-clockwise

@@ -164,13 +164,14 @@ def start_shield(folder: Path):
 class ExtensionBrowser:
     """A persistent headless Chromium profile with the unpacked extension loaded."""
 
-    def __init__(self, playwright, extra_args=(), language=None, ignore_https_errors=False):
+    def __init__(self, playwright, extra_args=(), language=None, ignore_https_errors=False,
+                 extension_dir: Path = EXTENSION_DIR):
         self._profile = tempfile.mkdtemp(prefix="photo-shield-profile-")
         self.context = playwright.chromium.launch_persistent_context(
             self._profile, executable_path=CHROMIUM, headless=True, ignore_https_errors=ignore_https_errors,
             # The extension's language follows Chromium's interface language: flag and environment both.
             env={**os.environ, "LANGUAGE": language} if language else None,
-            args=[f"--disable-extensions-except={EXTENSION_DIR}", f"--load-extension={EXTENSION_DIR}",
+            args=[f"--disable-extensions-except={extension_dir}", f"--load-extension={extension_dir}",
                   *CHROMIUM_ARGS, *([f"--lang={language}"] if language else []), *extra_args])
         workers = self.context.service_workers
         self.worker = workers[0] if workers else self.context.wait_for_event("serviceworker", timeout=15000)

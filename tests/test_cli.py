@@ -302,7 +302,7 @@ def test_running_twice_on_a_folder_skips_its_earlier_outputs(tmp_path):
     assert set(outputs) == {"a.protected.png", "b.protected.jpg"}
     again = shield("redact", tmp_path, "--jobs", 1)
     assert again.returncode == 0, again.stderr
-    assert "skipped 2 file(s) named *.protected.*" in again.stderr
+    assert "skipped 2 files named *.protected.*" in again.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.protected.png", "b.jpg", "b.protected.jpg"]
     # An earlier output named explicitly is taken like any file.
     explicit = shield("redact", tmp_path / "a.protected.png")

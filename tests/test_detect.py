@@ -198,3 +198,27 @@ def test_mirror_check_moves_weak_scores_to_the_mirrored_photos():
     # crops see less context than a whole scan, so they agree closely, not exactly
     assert error[0].mean() < 0.5 * unchecked[0].mean() and error[0].max() < 0.1
     assert error[3:].max() < 0.1  # centre offsets (x turned round in the mirror)
+
+
+def test_model_rewrite_without_onnx_matches_the_onnx_packages_own():
+    """centerface.flexible_model edits the file with a protobuf subset (onnx_model.py): the result must be the
+    model the `onnx` package (a test dependency) makes with its own tools, every other field kept."""
+    onnx = pytest.importorskip("onnx")
+    from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+    path = centerface.model_path()
+    expected = onnx.load_model(str(path))
+    weights = {w.name for w in expected.graph.initializer}
+    kept = [value for value in expected.graph.input if value.name not in weights]
+    del expected.graph.input[:]
+    expected.graph.input.extend(kept)
+
+    def symbolic(values):  # batch, height and width named after the tensor; channels as they are
+        return {v.name: [f"n_{v.name}", v.type.tensor_type.shape.dim[1].dim_value, f"h_{v.name}", f"w_{v.name}"]
+                for v in values}
+    expected = update_inputs_outputs_dims(expected, symbolic(expected.graph.input), symbolic(expected.graph.output))
+    rewritten = onnx.load_model_from_string(centerface.flexible_model(path))
+    onnx.checker.check_model(rewritten)
+    assert rewritten == expected
+    assert [d.dim_param or d.dim_value for d in rewritten.graph.input[0].type.tensor_type.shape.dim] == \
+        ["n_input.1", 3, "h_input.1", "w_input.1"]

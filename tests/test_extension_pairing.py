@@ -45,10 +45,10 @@ def test_connect_and_allow_pairs_the_extension(chromium, shield_server):
     # The local page shows the same code as the extension; the person allows that one.
     connect.wait_for_selector(f".pairing-code:text('{code}')", timeout=15000)
     connect.click("button[data-decision=allow]")
-    welcome.wait_for_selector("#result:not(:empty)", timeout=20000)
-    assert welcome.get_attribute("#result", "class") == "ok", welcome.text_content("#result")
+    welcome.wait_for_selector("#server-state.ok", timeout=20000)  # the connection test now passes
     assert chromium.storage()["settings"]["token"] == shield_server.token
-    welcome.wait_for_selector("#server-state.ok", timeout=15000)  # the connection test now passes
+    assert welcome.inner_text("#server-state") == "Connected: your uploads are now protected."
+    assert welcome.text_content("#result") == "" and welcome.is_hidden("#code-step")  # said once, not twice
     connect.close()
     welcome.close()
 

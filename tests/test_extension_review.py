@@ -44,7 +44,7 @@ def dialog(page, state="ready", says=None):
 def pick_scene(page, tmp_path):
     scene, missed = missed_face_scene()
     page.set_input_files("#js-input", write_file(tmp_path, "scene.png", encode(scene, "PNG")))
-    dialog(page, says="0 region(s) added")
+    dialog(page, says="0 regions added")
     return scene, missed
 
 
@@ -58,7 +58,7 @@ def test_region_drawn_over_a_missed_face_is_replaced_in_the_upload(browser, site
     assert page.locator(".shield-detection").count() == 1  # the astronaut; the painted-over face is missed
     # Playwright's locators reach into the dialog's shadow root.
     drag_region(page, page.locator(".shield-editor-stage").bounding_box(), 800, missed, pad=3)
-    dialog(page, says="1 region(s) added")
+    dialog(page, says="1 region added")
     assert page.locator(".shield-region").count() == 1
     upload(page)
     (photo,) = only_upload(site).files()
@@ -73,12 +73,12 @@ def test_keyboard_region_and_undo(browser, site, shield, tmp_path):
     page = open_site(browser, site, paired(shield, review=True))
     scene, _ = pick_scene(page, tmp_path)
     page.locator(".shield-editor-add").click()  # a region in the middle: [320, 204, 480, 308]
-    dialog(page, says="1 region(s) added")
+    dialog(page, says="1 region added")
     page.keyboard.press("ArrowRight")  # 8 px (1% of the longer side)
     page.keyboard.press("Shift+ArrowDown")
     page.wait_for_function("""() => document.getElementById('photo-shield-notice').shadowRoot
         .querySelector('[data-kind=review]').dataset.state === 'protecting'""", timeout=5000)
-    dialog(page, says="1 region(s) added")
+    dialog(page, says="1 region added")
     upload(page)
     pixels = decode(only_upload(site).files()[0].data)
     assert filled(box(pixels, 328, 204, 488, 316)) > 0.99
@@ -98,7 +98,7 @@ def test_untick_a_detection_only_where_allowed(browser, site, shield, tmp_path, 
     scene, _ = pick_scene(page, tmp_path)
     page.locator(".shield-detection").click(force=True)  # a real click, also on a face that may not be unticked
     if profile == "unlocked":
-        dialog(page, says="1 face(s) left")
+        dialog(page, says="1 face left as it is")
         assert page.locator(".shield-detection.shield-kept").count() == 1
     else:
         assert page.locator(".shield-detection").get_attribute("aria-disabled") == "true"

@@ -101,8 +101,11 @@ def test_content_scripts_never_call_the_server_themselves():
 
 
 def test_pairing_help_names_the_command_that_prints_the_token():
-    """The token comes from `shield pair`; `shield serve` only starts the server."""
-    texts = [messages(lang)[key]["message"] for lang in ("en", "fr") for key in ("todo_not_paired", "pairingHelp")]
+    """By hand, the token comes from `shield pair` (`shield serve` only starts the server); a notice tells a
+    person to use the one-click button, named as the options page names it."""
+    texts = [messages(lang)["pairingHelp"]["message"] for lang in ("en", "fr")]
     texts.append(load("managed_schema.json")["properties"]["token"]["description"])
     for text in texts:
         assert "shield pair" in text, text
+    for lang in ("en", "fr"):
+        assert messages(lang)["welcomeConnect"]["message"] in messages(lang)["todo_not_paired"]["message"]

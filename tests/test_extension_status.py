@@ -45,6 +45,7 @@ def wait_for_badge(browser, text, timeout=10.0):
 def test_first_render_of_options_keeps_what_was_typed(browser, shield_server):
     options = browser.context.new_page()
     options.goto(browser.extension_url("options/options.html"), wait_until="domcontentloaded")
+    options.click("#by-hand summary")  # pairing by hand: folded away under the one-click Connect
     options.fill("#token", "typed-before-render")
     options.wait_for_selector("#lock-state:not(:empty)")
     assert options.input_value("#token") == "typed-before-render"

@@ -60,11 +60,39 @@ def test_install_writes_a_systemd_user_unit_whose_command_starts_the_server(tmp_
     assert _shield("service", "status", env=env).returncode == 1
 
 
-def test_register_failure_is_reported_not_hidden(tmp_path):
+def test_without_a_service_manager_it_says_so_and_how_to_start_by_hand(tmp_path):
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PATH": str(tmp_path)}  # no systemctl
     done = _shield("service", "install", env=env)
-    assert done.returncode == 1 and "could not register" in done.stderr
+    assert done.returncode == 1
+    assert "this system has no user service manager (`systemctl` is not installed)" in done.stderr, done.stderr
+    assert "start it by hand after each login with `shield serve`" in done.stderr
     assert (tmp_path / "xdg" / "systemd" / "user" / "photo-shield.service").exists()
+
+
+def test_when_registering_fails_it_prints_the_exact_commands_that_would(tmp_path):
+    """A systemctl that cannot reach a user manager (as in a container): the commands to run later, verbatim."""
+    fake = tmp_path / "bin" / "systemctl"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PATH": f"{fake.parent}:/usr/bin:/bin"}
+    done = _shield("service", "install", env=env)
+    assert done.returncode == 1
+    assert "Failed to connect to bus" in done.stderr
+    lines = [line.strip() for line in done.stderr.splitlines()]
+    assert "systemctl --user daemon-reload" in lines and "systemctl --user enable --now photo-shield.service" in lines
+    assert "start it by hand after each login with `shield serve`" in done.stderr
+
+
+def test_every_subcommand_explains_itself():
+    for command in ("redact", "serve", "pair", "service"):
+        shown = _shield(command, "--help").stdout
+        description = shown.split("\n\n")[1]
+        assert not description.startswith(("positional", "options")) and len(description) > 60, (command, shown)
+    service_help = _shield("service", "--help").stdout
+    for action in ("install ", "uninstall ", "status "):
+        assert f"  {action}" in service_help
+    assert "Exit codes" in service_help and "Exit codes" in _shield("redact", "--help").stdout
 
 
 def test_macos_launch_agent_and_windows_task_describe_the_same_command(tmp_path):

@@ -162,8 +162,19 @@
     return jsonFrom(response, body);
   }
 
+  /** Whether any program answers on the port: sends no token and trusts nothing it says. Only tells a
+   * never-paired browser's pages which step comes first (start Photo Shield, or connect to it). */
+  async function answers(settings) {
+    try {
+      await call(settings, '/v1/health', { method: 'GET' }, { deadline: deadlineFor(settings), sendToken: false });
+      return true;
+    } catch (error) {
+      return false;
+    }
+  }
+
   global.PhotoShieldClient = {
-    protectImage, health, openPairing, collectPairing, ShieldFailure,
+    protectImage, health, answers, openPairing, collectPairing, ShieldFailure,
     call, checkIdentity, failureFrom, // for the video jobs (video_jobs.js)
   };
 })(globalThis);

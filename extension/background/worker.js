@@ -333,7 +333,9 @@ if (typeof importScripts === 'function') {
       return { ok: true, version: info.version || '', detectors: info.detectors || [] };
     } catch (error) {
       if (current) PhotoShieldStatus.noteConnection(false, error.reason);
-      return { ok: false, reason: error.reason || 'server_error', detail: error.message };
+      let reason = error.reason || 'server_error';
+      if (!trial.token && !(await PhotoShieldClient.answers(trial))) reason = 'server_unreachable';
+      return { ok: false, reason, detail: error.message };
     }
   }
 

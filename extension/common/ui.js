@@ -51,5 +51,20 @@
     return t(chrome.runtime.getURL('').startsWith('moz-extension:') ? 'accessStepsFirefox' : 'accessStepsChromium');
   }
 
-  global.PhotoShieldUi = { t, translatePage, ask, describe, refusalText, followSiteAccess, accessSteps };
+  /** "3 photos protected, 1 face replaced" (needs common/plural.js). */
+  function statsText(stats) {
+    const { count } = global.PhotoShieldPlural;
+    return t('popupStats', [count('statsPhotos', stats.photos), count('statsFaces', stats.faces)]);
+  }
+
+  /** The pairing as it really is, in words for the person: { kind: 'ok'|'info'|'error', text, canConnect }.
+   * A browser never connected is where everyone starts (info), not an error. */
+  function connectionState(settings, health, connectedKey) {
+    if (health.ok) return { kind: 'ok', text: t(connectedKey, [health.version || '']), canConnect: false };
+    if (!settings.token) return { kind: 'info', text: t('pairingNotPaired'), canConnect: true };
+    if (health.reason === 'server_unreachable') return { kind: 'error', text: t('pairingNotRunning'), canConnect: false };
+    return { kind: 'error', text: t('pairingBroken'), canConnect: true };
+  }
+
+  global.PhotoShieldUi = { t, translatePage, ask, describe, refusalText, followSiteAccess, accessSteps, statsText, connectionState };
 })(globalThis);

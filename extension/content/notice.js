@@ -194,8 +194,9 @@
       if (previewUrl) URL.revokeObjectURL(previewUrl);
       previewUrl = URL.createObjectURL(new Blob([PhotoShieldBytes.fromBase64(answer.data)], { type: answer.type }));
       const report = answer.report;
-      status.textContent = t('reviewSummary', [fileName, String(report.faces), String(report.added.length),
-        String(report.kept.length)]);
+      const { count } = PhotoShieldPlural;
+      status.textContent = t('reviewSummary', [fileName, count('reviewFacesReplaced', report.faces),
+        count('reviewRegionsAdded', report.added.length), count('reviewFacesKept', report.kept.length)]);
       if (editor) {
         editor.update(previewUrl, report);
         return;

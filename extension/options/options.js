@@ -3,7 +3,7 @@
 (function () {
   'use strict';
 
-  const { t, translatePage, ask, describe, refusalText, followSiteAccess } = PhotoShieldUi;
+  const { t, translatePage, ask, describe, refusalText, followSiteAccess, statsText, connectionState } = PhotoShieldUi;
   const $ = (id) => document.getElementById(id);
   const SETTING_CONTROLS = ['enabled', 'review', 'reviewAddRegions', 'reviewUntick', 'timeoutSeconds', 'siteMode',
     'siteList', 'faceAction', 'mode', 'fill', 'color', 'sticker', 'margin', 'videoAction', 'otherFileAction'];
@@ -43,8 +43,19 @@
     document.body.dataset.incognito = String(allowed);
   }
 
+  // The pairing as it is (asked of the server; not awaited by render, which must not wait seconds for it).
+  async function showPairing(settings) {
+    const health = await ask('testConnection', { port: settings.port, token: settings.token });
+    const connection = connectionState(settings, health, 'pairingConnected');
+    $('pairing-state').textContent = connection.text;
+    $('pairing-state').className = connection.kind;
+    $('connect').hidden = !connection.canConnect;
+    document.body.dataset.paired = String(health.ok);
+  }
+
   async function render() {
     const state = await ask('getState');
+    showPairing(state.settings);
     for (const key of [...SETTING_CONTROLS, 'port', 'token']) {
       if (!dirty.has(key)) writeControl(key, state.settings[key]);
       $(key).disabled = state.managedKeys.includes(key);
@@ -54,7 +65,7 @@
     $('lock-state').textContent = state.hasPin ? t('lockOn') : t('lockOff');
     $('remove-pin').disabled = !state.hasPin;
     $('pin-wait').textContent = state.pinWaitSeconds ? t('pinWait', [String(state.pinWaitSeconds)]) : '';
-    $('stats').textContent = t('popupStats', [String(state.stats.photos), String(state.stats.faces)]);
+    $('stats').textContent = statsText(state.stats);
     document.body.dataset.locked = String(state.locked);
     document.body.dataset.accessLost = String(state.siteAccessLost);
   }
@@ -76,6 +87,8 @@
   for (const key of SETTING_CONTROLS) {
     $(key).addEventListener('change', () => save({ [key]: readControl(key) }));
   }
+
+  $('connect').addEventListener('click', () => { location.href = chrome.runtime.getURL('welcome/welcome.html'); });
 
   $('save-pairing').addEventListener('click', () => save({ port: readControl('port'), token: $('token').value.trim() }));
 

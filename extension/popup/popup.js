@@ -2,7 +2,7 @@
 (function () {
   'use strict';
 
-  const { t, translatePage, ask, describe, refusalText, followSiteAccess, accessSteps } = PhotoShieldUi;
+  const { t, translatePage, ask, refusalText, followSiteAccess, accessSteps, statsText, connectionState } = PhotoShieldUi;
   const $ = (id) => document.getElementById(id);
 
   function show(id, ok, text) {
@@ -15,13 +15,14 @@
     $('enabled').checked = state.settings.enabled;
     $('enabled').disabled = state.managedKeys.includes('enabled');
     $('pin-row').hidden = !state.hasPin;
-    $('stats').textContent = t('popupStats', [String(state.stats.photos), String(state.stats.faces)]);
+    $('stats').textContent = statsText(state.stats);
     $('access-lost').hidden = !state.siteAccessLost;
     $('state').hidden = false;
     document.body.dataset.accessLost = String(state.siteAccessLost);
     const health = await ask('testConnection', { port: state.settings.port, token: state.settings.token });
-    if (health.ok) show('connection', true, t('popupConnected'));
-    else show('connection', false, t('popupNotConnected', [describe(health.reason)]));
+    const connection = connectionState(state.settings, health, 'popupConnected');
+    $('connection').textContent = connection.kind === 'info' ? t('popupNotPaired') : connection.text;
+    $('connection').className = connection.kind;
   }
 
   $('enabled').addEventListener('change', async () => {

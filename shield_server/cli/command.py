@@ -9,7 +9,7 @@ from pathlib import Path
 
 from shield_server import __version__, redact
 from shield_server.cli.files import collect, plan
-from shield_server.cli.workers import init_worker, is_video, run_job, run_video_job
+from shield_server.cli.workers import OPTION_FLAGS, init_worker, is_video, run_job, run_video_job
 from shield_server.cli.writing import file_id
 from shield_server.errors import ShieldError
 from shield_server.native_output import native_stderr_silenced
@@ -25,14 +25,19 @@ def _redact(args) -> int:
     given = {"fill": args.fill, "margin": args.margin, "format": output_format, "mode": args.mode,
              "sticker": args.sticker, "regions": _boxes_json(args.region), "keep": _boxes_json(args.keep)}
     options = ProtectOptions.from_params({k: str(v) for k, v in given.items() if v is not None})
-    found, skipped, earlier_outputs = collect(args.paths)
+    found, skipped, earlier_outputs, not_media = collect(args.paths)
     if earlier_outputs:
-        print(f"shield: skipped {len(earlier_outputs)} file(s) named *.protected.* in the folders given "
-              "(outputs of an earlier run); name such a file to protect it again", file=sys.stderr)
+        print(f"shield: skipped {_count(len(earlier_outputs), 'file')} named *.protected.* in the folders given "
+              f"(outputs of an earlier run: {_names(earlier_outputs)}); name such a file to protect it again",
+              file=sys.stderr)
+    if not_media:
+        print(f"shield: skipped {_count(len(not_media), 'file')} in the folders given that "
+              f"{'is not a photo or a video' if len(not_media) == 1 else 'are not photos or videos'} "
+              f"(by name): {_names(not_media)}", file=sys.stderr)
     jobs = plan(args, found)
     if not jobs:
         _print_failures(skipped)
-        print("shield: no images found", file=sys.stderr)
+        print("shield: no photos or videos found", file=sys.stderr)
         return 2
     inputs = frozenset(filter(None, (file_id(job.source) for job in jobs)))
     video_jobs = [job for job in jobs if is_video(job.source)]
@@ -61,14 +66,31 @@ def _redact(args) -> int:
     else:
         for r in results:
             if "error" not in r and len(jobs) == 1:
-                print(f"{r['output']}: {r['faces']} face(s) replaced")
+                print(f"{r['output']}: {_what_was_replaced(r, args.mode)}")
             if r.get("note"):
                 print(f"shield: {r['file']} -> {r['output']} ({r['note']})", file=sys.stderr)
     _print_failures(failures)
     if len(results) > 1 and not args.json:
         print(f"{len(results) - len(failures)} protected, {len(failures)} failed, "
-              f"{sum(r.get('faces', 0) for r in results)} face(s) replaced", file=sys.stderr)
+              f"{_count(sum(r.get('faces', 0) for r in results), 'face')} "
+              f"{'found and replaced with their people' if args.mode == 'people' else 'replaced'}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _names(paths: list[Path], shown: int = 10) -> str:
+    names = ", ".join(str(path) for path in paths[:shown])
+    return names + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+
+
+def _what_was_replaced(report: dict, mode: str | None) -> str:
+    if mode == "people":  # everyone the segmentation found, with or without a detected face
+        return (f"whole people replaced ({report.get('replaced_share', 0):.0%} of the photo; "
+                f"{_count(report['faces'], 'face')} found among them)")
+    return f"{_count(report['faces'], 'face')} replaced"
 
 
 def _boxes_json(boxes: list[str] | None) -> str | None:
@@ -93,7 +115,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    red = commands.add_parser("redact", help="protect image and video files (faces replaced, metadata removed)")
+    red = commands.add_parser(
+        "redact", help="protect image and video files (faces replaced, metadata removed)",
+        description="Protect photos and videos: every face found is replaced (solid colour, noise or a sticker; "
+        "never blurred) and all metadata removed. Writes <name>.protected.<ext> beside each input unless told "
+        "otherwise. Exit codes: 0 every file taken was protected (files skipped in folders do not count); 1 a "
+        "file could not be protected, a folder could not be read or a link leads nowhere; 2 nothing done (a "
+        "wrong option, or no photo or video found); 130 interrupted.")
     red.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively)")
     where = red.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", help="output file (one input only)")
@@ -116,19 +144,37 @@ def _parser() -> argparse.ArgumentParser:
     red.add_argument("--verbose", action="store_true", help="show the ML libraries' own messages")
     red.set_defaults(run=_redact)
 
-    srv = commands.add_parser("serve", help="run the local server the browser extension talks to")
+    srv = commands.add_parser(
+        "serve", help="run the local server the browser extension talks to",
+        description="Run the local server on 127.0.0.1 only: the browser extension and the web page "
+        "(http://127.0.0.1:47321/) send photos to it. Ctrl+C stops it. Exit code 1 if it cannot start.")
     srv.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 47321)")
     srv.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                      help="another extension origin allowed to call the server (repeatable)")
     srv.add_argument("--verbose", action="store_true", help="show the ML libraries' own messages at start-up")
     srv.set_defaults(run=lambda a: _server_command("main", a))
 
-    pair = commands.add_parser("pair", help="show the pairing token for the extension")
+    pair = commands.add_parser(
+        "pair", help="show the pairing token for the extension",
+        description="Print the pairing token to paste into the extension's options (pairing by hand; the "
+        "extension's welcome page pairs in one click instead). --rotate replaces it: every paired browser must "
+        "then be paired again.")
     pair.add_argument("--rotate", action="store_true", help="replace the token (re-pair the extension)")
     pair.set_defaults(run=lambda a: _server_command("pair", a))
 
-    svc = commands.add_parser("service", help="start the server at login and restart it on failure")
-    svc.add_argument("action", choices=["install", "uninstall", "status"])
+    svc = commands.add_parser(
+        "service", help="start the server at login and restart it on failure",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Start the server at login and restart it if it stops: a systemd user service on Linux, a "
+        "LaunchAgent on macOS, a Task Scheduler task on Windows.\n\n"
+        "  install    write the service file and register it (it starts now and at every login)\n"
+        "  uninstall  unregister it and remove the file\n"
+        "  status     say whether it is installed, registered and running, and whether the server answers\n\n"
+        "Exit codes: 0 done; 1 install wrote the file but could not register it (it prints the commands "
+        "that would, or says that this system has no user service manager and `shield serve` must be "
+        "started by hand), or status found it not installed; 2 this system is not supported.")
+    svc.add_argument("action", choices=["install", "uninstall", "status"],
+                     help="install, uninstall or status (above)")
     svc.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 47321)")
     svc.add_argument("--no-register", action="store_true",
                      help="only write the service file; do not register or start it")
@@ -156,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ShieldError as exc:
-        print(f"shield: {exc.message}", file=sys.stderr)
+        print(f"shield: {exc.message_for(OPTION_FLAGS)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

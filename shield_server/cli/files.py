@@ -34,23 +34,25 @@ def failure(path: Path, code: str, message: str) -> dict:
     return {"file": str(path), "error": code, "message": message}
 
 
-def collect(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[dict], list[Path]]:
+def collect(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[dict], list[Path], list[Path]]:
     """(file, path relative to where it was found) for each file given or found in a folder, recursively,
-    each file once; a failure for each folder that could not be read or link that leads nowhere; and the
-    earlier outputs found in folders (skipped; a file named explicitly is always taken)."""
-    found, problems, earlier_outputs, seen = [], [], [], set()
+    each file once; a failure for each folder that could not be read or link that leads nowhere; the
+    earlier outputs found in folders, and the files there that are not photos or videos by their name (both
+    skipped; a file named explicitly is always taken; hidden files are not looked at)."""
+    found, problems, earlier_outputs, not_media, seen = [], [], [], [], set()
     for text in paths:
         path = Path(text)
-        walked = _walk(path, problems, earlier_outputs) if path.is_dir() else [(path, Path(path.name))]
+        walked = _walk(path, problems, earlier_outputs, not_media) if path.is_dir() else [(path, Path(path.name))]
         for source, relative in walked:
             key = os.path.realpath(source)
             if key not in seen:
                 seen.add(key)
                 found.append((source, relative))
-    return found, problems, earlier_outputs
+    return found, problems, earlier_outputs, not_media
 
 
-def _walk(root: Path, problems: list[dict], earlier_outputs: list[Path]) -> list[tuple[Path, Path]]:
+def _walk(root: Path, problems: list[dict], earlier_outputs: list[Path],
+          not_media: list[Path]) -> list[tuple[Path, Path]]:
     found, folders_seen = [], set()
 
     def unreadable(error: OSError) -> None:
@@ -66,7 +68,10 @@ def _walk(root: Path, problems: list[dict], earlier_outputs: list[Path]) -> list
         subfolders.sort()
         for name in sorted(files):
             child = Path(folder, name)
-            if name.startswith(".") or child.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+            if name.startswith("."):
+                continue
+            if child.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+                not_media.append(child)
                 continue
             if not child.exists():
                 problems.append(failure(child, "broken_link", "a link to a file that does not exist"))

@@ -16,6 +16,9 @@ from shield_server.errors import BadOptions, ShieldError
 from shield_server.native_output import stderr_to_null
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# The flag a person typed, for each option an error message names (the API names them by field).
+OPTION_FLAGS = {"regions": "--region", "keep": "--keep", "fill": "--fill", "margin": "--margin", "mode": "--mode",
+                "sticker": "--sticker", "format": "--format"}
 
 
 def run_job(job: Job, options, inputs: frozenset[tuple[int, int]]) -> dict:
@@ -43,7 +46,7 @@ def run_job(job: Job, options, inputs: frozenset[tuple[int, int]]) -> dict:
             write_atomically(target, result.data, mode)
         return _done(job, target, result.report())
     except ShieldError as exc:
-        return failure(job.source, exc.code, exc.message)
+        return failure(job.source, exc.code, exc.message_for(OPTION_FLAGS))
     except OSError as exc:
         return failure(job.source, "io_error", exc.strerror or str(exc))
     except Exception as exc:  # an engine bug: this file fails (nothing written), the batch goes on
@@ -106,9 +109,11 @@ def run_video_job(job: Job, args, inputs: frozenset[tuple[int, int]]) -> dict:
             os.replace(temp, target)
         return _done(job, target, {"faces": result.faces_per_frame_max, **result.report()})
     except ShieldError as exc:
-        return failure(job.source, exc.code, exc.message)
+        return failure(job.source, exc.code, exc.message_for(OPTION_FLAGS))
     except OSError as exc:
         return failure(job.source, "io_error", exc.strerror or str(exc))
+    except Exception as exc:  # an engine bug: this clip fails (nothing written), the batch goes on
+        return failure(job.source, "internal", f"internal error ({type(exc).__name__})")
     finally:
         if temp:
             Path(temp).unlink(missing_ok=True)

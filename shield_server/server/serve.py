@@ -130,8 +130,8 @@ def _serve(port: int, tokens: pairing.TokenStore, origins: list[str], queue: dic
     url = f"http://{BIND_ADDRESS}:{config.port}"
     print(f"Photo Shield listening on {url}/ (loopback only; detectors: {', '.join(config.detectors)})\n"
           f"  Web page: open {url}/ in your browser.\n"
-          f"  Extension: press Connect on its welcome page, then Allow at {url}/connect\n"
-          f"  (or run `shield pair` and paste the token into the extension's settings).\n"
+          f"  Browser extension: install it as README.md says (\"Install the browser extension\"), then\n"
+          f"  press Connect this browser on its welcome page, and Allow at {url}/connect\n"
           f"  Token file: {tokens.path}\n"
           f"  Stop with Ctrl+C.", flush=True)
     try:

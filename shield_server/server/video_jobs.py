@@ -8,13 +8,15 @@
 
 Parts keep every request under the photo body limit (a browser extension's message tops out at 64 MiB,
 and waitress buffers a whole request before the app sees it). Uploads and results live in a private
-folder (video.make_workdir) until fetched, cancelled or RESULT_TTL_S after their last use. One clip is
+folder (video.make_workdir) until fetched, cancelled or RESULT_TTL_S after their last use (a timer removes
+them then, requests or not; SHIELD_VIDEO_JOB_TTL_S shortens it for tests). One clip is
 processed at a time; MAX_JOBS jobs may exist at once, further uploads are refused with 429.
 """
 
 import atexit
 import json
 import logging
+import os
 import queue
 import secrets
 import threading
@@ -31,6 +33,7 @@ log = logging.getLogger("shield.server")
 
 MAX_JOBS = 4
 RESULT_TTL_S = 600.0
+TTL_VARIABLE = "SHIELD_VIDEO_JOB_TTL_S"
 CHUNK = 1 << 20
 
 
@@ -73,8 +76,10 @@ class VideoJobs:
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.pending: queue.Queue[Job] = queue.Queue()
+        self.closed = threading.Event()
         video.sweep_stale_workdirs()
         threading.Thread(target=self._work, name="video-jobs", daemon=True).start()
+        threading.Thread(target=self._expire_on_time, name="video-job-expiry", daemon=True).start()
         atexit.register(self.close)
 
     def create(self, options: video.VideoOptions) -> Job:
@@ -97,6 +102,8 @@ class VideoJobs:
         return job
 
     def append(self, job: Job, data: bytes, offset: int, more: bool) -> None:
+        if job.cancel.is_set():
+            raise NotFound("This video job was cancelled or has expired.")
         if job.state != "uploading":
             raise BadOptions("This video's upload is already complete.")
         if offset != job.received:
@@ -121,6 +128,7 @@ class VideoJobs:
             job.state = "cancelled"
 
     def close(self) -> None:
+        self.closed.set()
         with self.lock:
             jobs = list(self.jobs.values())
             self.jobs.clear()
@@ -128,13 +136,26 @@ class VideoJobs:
             job.cancel.set()
             video.remove_workdir(job.workdir)
 
-    def _expire(self) -> None:
-        """Under the lock: drop jobs idle for ttl_s (results never fetched, uploads never finished)."""
+    def _expire(self) -> float:
+        """Under the lock: drop jobs idle for ttl_s (results never fetched, uploads never finished); returns
+        when the next one is due."""
         now = time.monotonic()
+        due = now + self.ttl_s
         for job in [j for j in self.jobs.values() if j.state not in ("queued", "running")]:
-            if now - job.touched > self.ttl_s:
+            if now - job.touched >= self.ttl_s:
                 del self.jobs[job.id]
+                job.cancel.set()
                 video.remove_workdir(job.workdir)
+            else:
+                due = min(due, job.touched + self.ttl_s)
+        return due
+
+    def _expire_on_time(self) -> None:
+        """Abandoned jobs go when their time is up, not at the next request (there may be none)."""
+        while not self.closed.is_set():
+            with self.lock:
+                due = self._expire()
+            self.closed.wait(max(due - time.monotonic(), 0.05))
 
     def _work(self) -> None:
         while True:
@@ -167,7 +188,7 @@ class VideoJobs:
 
 
 def register(app: Flask, max_body_bytes: int) -> VideoJobs:
-    jobs = VideoJobs()
+    jobs = VideoJobs(ttl_s=float(os.environ.get(TTL_VARIABLE, RESULT_TTL_S)))
 
     def body() -> bytes:
         if request.mimetype == "multipart/form-data":

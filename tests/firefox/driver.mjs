@@ -2,7 +2,11 @@
 // (tests/firefox/driver.py). Reads one JSON job from the file named first (or stdin), prints one JSON
 // answer on stdout.
 //
-// Job: { extension: "/abs/extension", timeoutMs, prefs: {extra Firefox prefs}, scenarios: [ { settings, storage, steps: [...] } ] }
+// Job: { extension: "/abs/extension", timeoutMs, scenarios: [ { settings, storage, steps: [...] } ] }
+//   extension: a folder or a package (.zip/.xpi), installed as a temporary add-on (what about:debugging's Load
+//   Temporary Add-on does); with permanent: true, installed for good like about:addons' Install Add-on From
+//   File (Firefox then requires a signature unless prefs say {"xpinstall.signatures.required": false}).
+//   prefs: more Firefox preferences.
 // Each scenario starts from fresh extension storage ({settings} and any other {storage} keys), in a new tab.
 // Steps (each answers one entry of `results`):
 //   { goto: url }                               open the url in the scenario's tab
@@ -179,7 +183,13 @@ async function main() {
         ...(job.prefs || {}),
       },
     });
-    answer.extensionId = await browser.installExtension(job.extension);
+    if (job.permanent) {
+      const { result } = await browser.connection.send('webExtension.install',
+        { extensionData: { type: 'archivePath', path: job.extension }, 'moz:permanent': true });
+      answer.extensionId = result.extension;
+    } else {
+      answer.extensionId = await browser.installExtension(job.extension);
+    }
     for (const scenario of job.scenarios) answer.results.push(await runScenario(browser, scenario));
     answer.ok = true;
   } catch (error) {

@@ -25,10 +25,11 @@ def firefox_available() -> bool:
 
 
 def run_scenarios(scenarios: list[dict], timeout: float = 120.0, extension: Path = EXTENSION_DIR,
-                  prefs: dict | None = None) -> list[list]:
-    """Runs the scenarios in one Firefox (with these extra prefs), in order; one list of step results per
-    scenario. A step that failed answers {"error": ...} and ends its scenario."""
-    job = {"extension": str(extension), "timeoutMs": int(timeout * 1000), "prefs": prefs or {}, "scenarios": scenarios}
+                  permanent: bool = False, prefs: dict | None = None) -> list[list]:
+    """Runs the scenarios in one Firefox, in order; one list of step results per scenario.
+    A step that failed answers {"error": ...} and ends its scenario. permanent, prefs: see driver.mjs."""
+    job = {"extension": str(extension), "timeoutMs": int(timeout * 1000), "scenarios": scenarios,
+           "permanent": permanent, "prefs": prefs or {}}
     with tempfile.NamedTemporaryFile("w", suffix=".json") as job_file:
         json.dump(job, job_file)
         job_file.flush()
