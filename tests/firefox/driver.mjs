@@ -6,7 +6,7 @@
 //   extension: a folder or a package (.zip/.xpi), installed as a temporary add-on (what about:debugging's Load
 //   Temporary Add-on does); with permanent: true, installed for good like about:addons' Install Add-on From
 //   File (Firefox then requires a signature unless prefs say {"xpinstall.signatures.required": false}).
-//   prefs: more Firefox preferences.
+//   prefs: more Firefox preferences. extension "": nothing installed (the add-on comes from a policy).
 // Each scenario starts from fresh extension storage ({settings} and any other {storage} keys), in a new tab.
 // Steps (each answers one entry of `results`):
 //   { goto: url }                               open the url in the scenario's tab
@@ -187,7 +187,7 @@ async function main() {
       const { result } = await browser.connection.send('webExtension.install',
         { extensionData: { type: 'archivePath', path: job.extension }, 'moz:permanent': true });
       answer.extensionId = result.extension;
-    } else {
+    } else if (job.extension) { // none: the add-on comes from elsewhere (e.g. a policy)
       answer.extensionId = await browser.installExtension(job.extension);
     }
     for (const scenario of job.scenarios) answer.results.push(await runScenario(browser, scenario));
