@@ -5,7 +5,10 @@
                                                # alternated (who goes first swaps every time)
   python bench/cli_speed.py --runs 5 --halves A
   python bench/cli_speed.py --profile          # where the time goes per photo, in-process, stage by stage
-  python bench/cli_speed.py --shield-args=--jobs=1   # extra arguments for shield (A/B of one option)
+  python bench/cli_speed.py --variant 'jobs1||--jobs 1' --variant 'trial|/tmp/copy|'
+                                               # more shield variants in the same rotation, each
+                                               # LABEL|CODE|ARGS: CODE a folder holding another
+                                               # shield_server package (PYTHONPATH), ARGS extra arguments
 
 Each tool runs as a person runs it, with its own defaults: `shield redact HALF --out-dir OUT` (the photos'
 own formats: JPEG stays JPEG, PNG stays PNG) and `deface FILES` (bench/out/deface-venv, see faces_dev.py:
@@ -51,10 +54,11 @@ def copy_halves(data: Path, root: Path, names: list[str]) -> dict[str, dict[str,
     return folders
 
 
-def run_shield(folder: Path, out: Path, extra: list[str]) -> float:
+def run_shield(folder: Path, out: Path, code: str, extra: list[str]) -> float:
+    env = {**os.environ, "PYTHONPATH": code} if code else None
     t = time.perf_counter()
     run = subprocess.run([str(SHIELD), "redact", str(folder), "--out-dir", str(out)] + extra,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     if run.returncode != 0:
         raise SystemExit(f"shield failed: {run.stderr[-2000:]}")
@@ -75,23 +79,26 @@ def run_deface(folder: Path) -> float:
     return wall
 
 
-def bench_cli(data: Path, runs: int, names: list[str], shield_extra: list[str]) -> dict:
+def bench_cli(data: Path, runs: int, names: list[str], variants: list[str]) -> dict:
+    """variants: LABEL|CODE|ARGS for shield (the first is "shield"), each alternated with deface."""
     if not DEFACE.exists():
         raise SystemExit("no bench/out/deface-venv: see bench/faces_dev.py's deface_times()")
-    walls = {(tool, name): [] for tool in ("shield", "deface") for name in names}
+    shields = {label: (code, args.split()) for label, code, args in (v.split("|") for v in variants)}
+    tools = list(shields) + ["deface"]
+    walls = {(tool, name): [] for tool in tools for name in names}
     with tempfile.TemporaryDirectory(prefix="shield-cli-speed-") as root:
         folders = copy_halves(data, Path(root), names)
         counts = {name: len(list(folders["shield"][name].iterdir())) for name in names}
         turn = 0
         for run in range(runs):
             for name in names:
-                order = ("shield", "deface") if turn % 2 == 0 else ("deface", "shield")
+                order = tools if turn % 2 == 0 else tools[::-1]
                 turn += 1
                 for tool in order:
-                    if tool == "shield":
-                        wall = run_shield(folders["shield"][name], Path(root) / "out", shield_extra)
-                    else:
+                    if tool == "deface":
                         wall = run_deface(folders["deface"][name])
+                    else:
+                        wall = run_shield(folders["shield"][name], Path(root) / "out", *shields[tool])
                     walls[(tool, name)].append(wall)
                 print(f"run {run + 1} half {name} ({counts[name]} photos): "
                       + ", ".join(f"{tool} {1000 * walls[(tool, name)][-1] / counts[name]:.0f} ms/photo"
@@ -100,17 +107,20 @@ def bench_cli(data: Path, runs: int, names: list[str], shield_extra: list[str]) 
     for name in names + ["all"]:
         parts = names if name == "all" else [name]
         n = sum(counts[p] for p in parts)
-        per_run = {tool: np.sum([walls[(tool, p)] for p in parts], axis=0) for tool in ("shield", "deface")}
-        row = {"photos": n, "runs": runs}
-        for tool, w in per_run.items():
-            row[f"{tool}_ms_per_photo_median"] = round(1000 * float(np.median(w)) / n)
-            row[f"{tool}_ms_per_photo_runs"] = [round(1000 * x / n) for x in w]
-        row["ratio_of_totals"] = round(float(per_run["shield"].sum() / per_run["deface"].sum()), 3)
-        row["ratio_of_medians"] = round(float(np.median(per_run["shield"]) / np.median(per_run["deface"])), 3)
-        summary[name] = row
-        print(f"{name}: shield {row['shield_ms_per_photo_median']} ms/photo (runs {row['shield_ms_per_photo_runs']}), "
-              f"deface {row['deface_ms_per_photo_median']} ({row['deface_ms_per_photo_runs']}); "
-              f"shield/deface: ratio of totals {row['ratio_of_totals']:.2f}, of medians {row['ratio_of_medians']:.2f}")
+        per_run = {tool: np.sum([walls[(tool, p)] for p in parts], axis=0) for tool in tools}
+        deface = per_run["deface"]
+        print(f"{name} ({n} photos, {runs} runs): deface {1000 * np.median(deface) / n:.0f} ms/photo "
+              f"(runs {[round(1000 * x / n) for x in deface]})")
+        for tool in shields:
+            w = per_run[tool]
+            row = {"photos": n, "runs": runs, "ms_per_photo_median": round(1000 * float(np.median(w)) / n),
+                   "ms_per_photo_runs": [round(1000 * x / n) for x in w],
+                   "deface_ms_per_photo_median": round(1000 * float(np.median(deface)) / n),
+                   "ratio_of_totals": round(float(w.sum() / deface.sum()), 3),
+                   "ratio_of_medians": round(float(np.median(w) / np.median(deface)), 3)}
+            summary[f"{tool} {name}"] = row
+            print(f"  {tool}: {row['ms_per_photo_median']} ms/photo (runs {row['ms_per_photo_runs']}); "
+                  f"/ deface: ratio of totals {row['ratio_of_totals']:.2f}, of medians {row['ratio_of_medians']:.2f}")
     return summary
 
 
@@ -196,14 +206,14 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--halves", nargs="+", default=["A", "B"], choices=["A", "B"])
-    ap.add_argument("--shield-args", default="", help="extra arguments for shield redact, space-separated")
+    ap.add_argument("--variant", action="append", default=[], help="another shield: LABEL|CODE|ARGS")
     ap.add_argument("--profile", action="store_true", help="where the time goes per photo")
     ap.add_argument("--limit", type=int, help="with --profile: the first N photos only")
     ap.add_argument("--json", type=Path, help="write the summary here")
     args = ap.parse_args()
     if args.profile:
         return profile(args.data, args.limit)
-    summary = bench_cli(args.data, args.runs, args.halves, args.shield_args.split())
+    summary = bench_cli(args.data, args.runs, args.halves, ["shield||"] + args.variant)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
 

@@ -6,6 +6,9 @@
   python bench/faces_dev.py --synthetic     # time and peak memory of one photo of 1, 3 and 12 MP
   python bench/faces_dev.py --quick         # detector only, in-process, magenta painted with redact.head_mask
 
+What a person waits for (the whole CLI against the whole deface CLI, each with its own defaults) is
+bench/cli_speed.py.
+
 Outputs go to a temporary folder (or --out, e.g. bench/out/, which git ignores); nothing from the data set
 is written into the repository.
 """

@@ -18,6 +18,7 @@ from shield_server import formats, redact, security
 from shield_server.detect import default_detector
 from shield_server.detect.base import Detection
 from shield_server.errors import BadOptions, ProtectionFailed
+from shield_server.face_cache import cache_key
 
 MODES = ("faces", "people")
 FILL_CHOICES = "a solid colour (#RRGGBB), 'noise' or 'sticker' (" + ", ".join(redact.STICKERS) + ")"
@@ -45,7 +46,8 @@ class ProtectOptions:
     max_pixels: int = formats.DEFAULT_MAX_PIXELS
     sticker: str = "smile"  # with fill="sticker": one of redact.STICKERS
     # Boxes in pixels of the upright photo: regions are replaced in addition to the faces found; keep names
-    # detected faces the person chose to leave as they are. Detection always runs.
+    # detected faces the person chose to leave as they are. Detection always runs (or its answer for these
+    # very bytes is reused: protect()'s faces_cache).
     regions: tuple[Box, ...] = ()
     keep: tuple[Box, ...] = ()
 
@@ -187,13 +189,15 @@ class ProtectResult:
     added: list[tuple[int, int, int, int]] = field(default_factory=list)  # options.regions, replaced
     dropped: int = 0  # images of the input not in the output (a still's extra pictures or pages)
     replaced_share: float = 0.0  # of the photo's pixels (whole-person mode: how much the people took)
+    detections_reused: bool = False  # the faces came from a face cache, found earlier in these very bytes
 
     def report(self) -> dict:
         return {"faces": len(self.faces), "boxes": [list(f.box) for f in self.faces],
                 "detections": detections(self.faces, self.kept), "added": [list(b) for b in self.added],
                 "kept": [list(f.box) for f in self.kept], "width": self.width, "height": self.height,
                 "frames": self.frames, "dropped_images": self.dropped, "format": self.extension,
-                "replaced_share": round(self.replaced_share, 4), "timings_ms": self.timings_ms}
+                "replaced_share": round(self.replaced_share, 4), "detections_reused": self.detections_reused,
+                "timings_ms": self.timings_ms}
 
 
 def detections(replaced: list[Face], kept: list[Face]) -> list[dict]:
@@ -262,6 +266,17 @@ def _find_faces(frames: list[np.ndarray], detector) -> list[Face]:
     return [f for f in found if f.box[2] > f.box[0] and f.box[3] > f.box[1]]
 
 
+def _faces(frames: list[np.ndarray], data: bytes, faces_cache) -> tuple[list[Face], bool]:
+    """The faces of these frames, and whether they came from the cache: its key is the original's bytes
+    with how many of its frames are kept (an animation written as JPEG keeps its first)."""
+    detector = default_detector()
+    if faces_cache is None:
+        return _find_faces(frames, detector), False
+    height, width = frames[0].shape[:2]
+    key = cache_key(data, detector.name, len(frames), width, height)
+    return faces_cache.faces(key, lambda: _find_faces(frames, detector))
+
+
 def _verify(frames, mask: np.ndarray, values: np.ndarray) -> None:
     """Fail closed if any pixel that should be replaced is not (a bug must never release a face)."""
     if not mask.any():
@@ -298,7 +313,9 @@ def _redact(frames: list[np.ndarray], choices: Plan, options: ProtectOptions, cl
     return float(mask.mean())
 
 
-def protect(data: bytes, options: ProtectOptions = ProtectOptions()) -> ProtectResult:
+def protect(data: bytes, options: ProtectOptions = ProtectOptions(), faces_cache=None) -> ProtectResult:
+    """faces_cache (a face_cache.FaceCache, the server's): faces found earlier in the same bytes are reused
+    instead of detected again; everything else is done from `data` as always."""
     clock = _Stopwatch()
     image = formats.decode(data, options.max_bytes, options.max_pixels)
     fmt = formats.output_format(image.source_format, options.format, image.has_alpha, len(image.frames) > 1)
@@ -306,14 +323,15 @@ def protect(data: bytes, options: ProtectOptions = ProtectOptions()) -> ProtectR
     clock.lap("decode")
 
     height, width = image.frames[0].shape[:2]
-    choices = plan(_find_faces(image.frames, default_detector()), options, width, height)
+    faces, reused = _faces(image.frames, data, faces_cache)
+    choices = plan(faces, options, width, height)
     clock.lap("detect")
     replaced_share = _redact(image.frames, choices, options, clock)
     encoded = formats.encode(image, fmt)
     clock.lap("encode")
     return ProtectResult(encoded, formats.mime_type(fmt), formats.extension(fmt), image.width, image.height,
                          choices.replaced, len(image.frames), clock.total(), choices.kept, choices.added,
-                         image.dropped, replaced_share)
+                         image.dropped, replaced_share, reused)
 
 
 def detect_only(data: bytes, options: ProtectOptions = ProtectOptions()) -> tuple[Plan, int, int]:

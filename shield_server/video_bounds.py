@@ -19,8 +19,9 @@ MAX_RATE_FPS = 60  # clips at a higher frame rate share the bitrate of 60 frames
 BUFFER_S = 2
 
 
-def check_stream(stream, options, max_fps: float) -> None:
-    """The header's codec, size and index, before a picture is decoded."""
+def check_stream(stream, options, max_fps: float, measured_seconds: float | None = None) -> None:
+    """The header's codec, size and index, before a picture is decoded. measured_seconds: the length read
+    from the packets' timestamps where the header states none (a browser's MediaRecorder WebM)."""
     codec = stream.codec_context.codec.canonical_name  # "av1" whichever decoder (dav1d) reads it
     if codec not in ALLOWED_CODECS:
         raise UnsupportedImage(f"The video's pictures are {codec.upper()}; Photo Shield reads "
@@ -28,7 +29,7 @@ def check_stream(stream, options, max_fps: float) -> None:
     width, height = stream.codec_context.width, stream.codec_context.height
     if width > 0 and height > 0:
         check_picture(width, height, None, options.max_pixels)
-    if not stream.frames and not stream.duration and not stream.container.duration:
+    if not stream.frames and not stream.duration and not stream.container.duration and not measured_seconds:
         raise UndecodableVideo("The video has no frame: its index lists none and it lasts 0 s.")
     if stream.frames > options.max_seconds * max_fps:
         raise TooLarge(f"The video's index lists {stream.frames} frames; the limit is "

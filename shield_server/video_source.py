@@ -9,6 +9,7 @@ the stream's timestamps, refusing corrupt frames and truncated files (docs/VIDEO
 
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -81,17 +82,21 @@ class ClipSource:
 
     def _check_limits(self) -> None:
         stream, options = self.video, self.options
-        video_bounds.check_stream(stream, options, MAX_FPS)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        seconds = self._duration()
+        if seconds is None or not rate or not 0 < float(rate) <= MAX_FPS:
+            measured_rate, measured_seconds = self._measure_timing() or (None, None)
+            seconds = seconds if seconds is not None else measured_seconds
+            rate = rate if rate and 0 < float(rate) <= MAX_FPS else measured_rate
+        video_bounds.check_stream(stream, options, MAX_FPS, measured_seconds=seconds)
         width, height = stream.codec_context.width, stream.codec_context.height
         if width <= 0 or height <= 0:
             raise UndecodableVideo("The video's frame size cannot be read; it may be damaged.")
         if width * height > options.max_pixels:
             raise TooLarge(f"The video is {width}x{height}; the limit is {options.max_pixels / 1e6:.1f} megapixels.")
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or not 0 < float(rate) <= MAX_FPS:
             raise UndecodableVideo("The video's frame rate cannot be read, or is over 240 fps.")
         self.rate = rate
-        seconds = self._duration()
         if seconds is None:
             raise UndecodableVideo("The video's duration cannot be read; it may be truncated or damaged.")
         if seconds > options.max_seconds:
@@ -99,6 +104,26 @@ class ClipSource:
                            f"{options.max_seconds / 60:.0f} minutes.")
         self.seconds = seconds
         self.expected_frames = stream.frames or round(seconds * float(rate))
+
+    def _measure_timing(self):
+        """A browser's MediaRecorder writes WebM with neither duration nor (in Chromium) frame rate: read them
+        from the packets' timestamps (no decoding), then start again from the beginning. None if that fails."""
+        first = last = None
+        count = 0
+        try:
+            for packet in self.container.demux(self.video):
+                if packet.pts is None:
+                    continue
+                first = packet.pts if first is None else min(first, packet.pts)
+                last = packet.pts if last is None else max(last, packet.pts)
+                count += 1
+            self.container.seek(0)
+        except (av.error.FFmpegError, ValueError):
+            return None
+        if count < 2 or not self.video.time_base or last <= first:
+            return None
+        seconds = float((last - first) * self.video.time_base)
+        return Fraction(round((count - 1) / seconds * 1000), 1000), seconds * count / (count - 1)
 
     def _duration(self) -> float | None:
         stream = self.video

@@ -33,6 +33,7 @@ import io
 import json
 import re
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,8 @@ PAGES = {
     "drop-handles": "drop",
     "webkitdirectory": "folder",
     "pieces-of-original": "click",
+    "chunks-multipart": "input",
+    "chunks-rewrapped": "input",
 }
 # The page holds an original it did not get through a guarded source: its pieces must never go out,
 # so even a paired extension blocks them (with a notice) rather than protect them.
@@ -188,6 +191,8 @@ def _decoded_texts(body: bytes) -> list[bytes]:
     except UnicodeDecodeError:
         return []
     found = []
+    if "%2B" in text or "%2F" in text:  # a form body: the base64 percent-encoded
+        text += "\n" + urllib.parse.unquote(text)
     for match in re.finditer(r"(?:data:[^,\"]*,)?([A-Za-z0-9+/]{200,}={0,2})", text):
         try:
             found.append(base64.b64decode(match.group(1), validate=True))
@@ -200,10 +205,13 @@ def _pieces(received: list[Received]) -> list[bytes]:
     """Every payload the site got, with chunked uploads put back together."""
     payloads, chunks = [], {}
     for item in received:
-        if "x-upload-id" in item.headers:
-            chunks.setdefault(item.headers["x-upload-id"], []).append((int(item.headers["x-offset"]), item.body))
-        payloads.append(item.body)
         content_type = item.headers.get("content-type", "")
+        if "x-upload-id" in item.headers:
+            # A multipart chunk carries its piece in its last part.
+            piece = _multipart_parts(content_type, item.body)[-1:] if content_type.startswith("multipart/") else []
+            chunks.setdefault(item.headers["x-upload-id"], []).append(
+                (int(item.headers["x-offset"]), piece[0] if piece else item.body))
+        payloads.append(item.body)
         if content_type.startswith("multipart/"):
             payloads += _multipart_parts(content_type, item.body)
     for parts in chunks.values():

@@ -78,6 +78,47 @@ class LoopbackServer:
         self._server.server_close()
 
 
+class RelayServer(LoopbackServer):
+    """In front of the real server: every request handed to it unchanged (so what the site gets is its
+    output), unless `answer_first(method, path)` answers instead: (status, headers, body) or None."""
+
+    def __init__(self, shield):
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def relay(self, method):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                own = front.answer_first(method, self.path)
+                if own is None:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "origin")}
+                    reply = shield.request(method, self.path, body=body, headers=headers, token=False)
+                    names = ("Content-Type", "X-Shield-Report", "Access-Control-Allow-Origin",
+                             "Access-Control-Expose-Headers")
+                    own = reply.status, {n: reply.headers[n] for n in names if reply.headers.get(n)}, reply.body
+                status, headers, answer = own
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def do_GET(self):
+                self.relay("GET")
+
+            def do_POST(self):
+                self.relay("POST")
+
+        super().__init__(Handler)
+
+    def answer_first(self, method: str, path: str):
+        return None
+
+
 class UploadSite:
     """Serves tests/e2e_site on 127.0.0.1 and records every POST to /upload."""
 

@@ -259,3 +259,16 @@ def missed_face_scene() -> tuple[np.ndarray, tuple[int, int, int, int]]:
     scene[:, :512] = _astronaut()
     scene[300:412, 620:720] = face
     return scene, (620, 300, 720, 412)
+
+
+def small_face_scene(width: int, height: int, astronaut_at: int, small_face: tuple[int, int, int, int]) -> np.ndarray:
+    """A large photo: a gradient, the astronaut at (astronaut_at, astronaut_at) (a face the detector finds) and a
+    copy of his face shrunk to `small_face` (a few pixels: one the detector misses at this photo size)."""
+    scene = np.empty((height, width, 3), np.uint8)
+    scene[..., 0] = np.linspace(60, 200, width, dtype=np.uint8)[None, :]
+    scene[..., 1] = np.linspace(90, 170, height, dtype=np.uint8)[:, None]
+    scene[..., 2] = 120
+    scene[astronaut_at:astronaut_at + 512, astronaut_at:astronaut_at + 512] = _astronaut()
+    x0, y0, x1, y1 = small_face
+    scene[y0:y1, x0:x1] = np.array(Image.fromarray(_astronaut()[50:185, 165:285]).resize((x1 - x0, y1 - y0)))
+    return scene

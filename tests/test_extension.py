@@ -20,8 +20,8 @@ import pytest
 import skimage
 from PIL import Image
 
-from browser import (EXTENSION_ID, ExtensionBrowser, LoopbackServer, UploadSite, chromium_available, drop_file,
-                     paste_image, self_signed_certificate, start_shield)
+from browser import (EXTENSION_ID, ExtensionBrowser, LoopbackServer, RelayServer, UploadSite, chromium_available,
+                     drop_file, paste_image, self_signed_certificate, start_shield)
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
 
@@ -792,50 +792,20 @@ def test_french_interface(browsers, site):
         tab.close()
 
 
-class BusyOnceServer(LoopbackServer):
-    """In front of the real server: proves the pairing token, answers the first `busy_times` photos 429 with
-    Retry-After, and hands every later request to the real server unchanged (so what the site gets is its
-    output)."""
+class BusyOnceServer(RelayServer):
+    """In front of the real server: answers the first `busy_times` photos 429 with Retry-After, and hands every
+    later request to the real server unchanged."""
 
     def __init__(self, shield, busy_times: int = 1, retry_after_s: int = 1):
-        self.busy_answers = 0
-        front = self
+        self.busy_answers, self.busy_times, self.retry_after_s = 0, busy_times, retry_after_s
+        super().__init__(shield)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def relay(self, method):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                if method == "POST" and self.path.startswith("/v1/protect") and front.busy_answers < busy_times:
-                    front.busy_answers += 1
-                    answer = b'{"error": "busy", "message": "Too many photos at once."}'
-                    self.send_response(429)
-                    self.send_header("Retry-After", str(retry_after_s))
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(answer)))
-                    self.end_headers()
-                    self.wfile.write(answer)
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "origin")}
-                reply = shield.request(method, self.path, body=body, headers=headers, token=False)
-                self.send_response(reply.status)
-                for name in ("Content-Type", "X-Shield-Report", "Access-Control-Allow-Origin",
-                             "Access-Control-Expose-Headers"):
-                    if reply.headers.get(name):
-                        self.send_header(name, reply.headers[name])
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
-
-            def do_GET(self):
-                self.relay("GET")
-
-            def do_POST(self):
-                self.relay("POST")
-
-        super().__init__(Handler)
+    def answer_first(self, method, path):
+        if method == "POST" and path.startswith("/v1/protect") and self.busy_answers < self.busy_times:
+            self.busy_answers += 1
+            return 429, {"Retry-After": str(self.retry_after_s), "Content-Type": "application/json"}, \
+                b'{"error": "busy", "message": "Too many photos at once."}'
+        return None
 
 
 def test_a_busy_server_is_asked_again_before_the_deadline(browser, site, shield):

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from browser import UploadSite
+from photos import encode, small_face_scene
 from firefox.driver import firefox_available, run_scenarios
 from test_extension import ASTRONAUT, assert_protected, astronaut_png, closed_port, paired
 from test_extension_files import webm_bytes
@@ -36,11 +37,19 @@ REVIEW_SAYS = """(() => {{ const panel = document.getElementById('photo-shield-n
     panel.querySelector('.status').textContent.includes('{words}'); }})()"""
 
 
+EDITOR = "document.getElementById('photo-shield-notice').shadowRoot.querySelector('.shield-editor')"
+ON_SCREEN = f"""(() => {{{{ const editor = {EDITOR}, zoom = Number(editor.dataset.zoom);
+    const stage = editor.querySelector('.shield-editor-stage').getBoundingClientRect();
+    return [{{points}}].map((v, i) => (i % 2 ? stage.y : stage.x) + v * zoom); }}}})()"""  # photo pixels -> screen
+ZOOM_FACE = (1500, 1000, 1512, 1012)  # a 12 px face in a 2400x1800 photo, covered at high zoom in review
+
+
 def status_is(prefix: str) -> str:
     return f"document.getElementById('status').textContent.startsWith('{prefix}')"
 
 
-def scenarios(shield, sites, video_path, clip_path):
+def scenarios(shield, sites, video_path, clip_path, crowd_path):
+    x0, y0, x1, y1 = ZOOM_FACE
     stopped = {"port": closed_port(), "token": "x"}
     return {
         "input": (paired(shield), [
@@ -101,6 +110,26 @@ def scenarios(shield, sites, video_path, clip_path):
             {"answerNotice": "upload"},
             {"waitFor": status_is("uploaded:input"), "timeoutMs": 30000},
         ]),
+        # Zoomed in by keys, the whole-photo button and the wheel, a region drawn over a 12 px face.
+        "review-zoom": ({**paired(shield), "review": True}, [
+            {"goto": sites["review-zoom"].origin + "/"},
+            {"upload": "#js-input", "files": [crowd_path]},
+            {"waitFor": f"{EDITOR}?.querySelector('img').naturalWidth === 2400 && "
+                        f"{EDITOR}.closest('[data-kind=review]').dataset.state === 'ready'", "timeoutMs": 30000},
+            {"evaluate": f"Number({EDITOR}.dataset.zoom)"},
+            {"evaluate": f"({EDITOR}.querySelector('.shield-editor-view').focus(), true)"},
+            {"press": "+"},
+            {"evaluate": f"Number({EDITOR}.dataset.zoom)"},
+            {"click": "pierce/.shield-editor-zoom-fit"},
+            {"evaluate": f"Number({EDITOR}.dataset.zoom)"},
+            *[{"wheel": ON_SCREEN.format(points=f"{(x0 + x1) / 2}, {(y0 + y1) / 2}"), "deltaY": -300}] * 8,
+            {"waitFor": f"{EDITOR}.dataset.zoom === '8.0000'"},
+            {"drag": ON_SCREEN.format(points=f"{x0 + 0.5}, {y0 + 0.5}, {x1 - 0.5}, {y1 - 0.5}")},
+            {"waitFor": f"{EDITOR}.querySelectorAll('.shield-region').length === 1 && "
+                        f"{EDITOR}.closest('[data-kind=review]').dataset.state === 'ready'", "timeoutMs": 30000},
+            {"answerNotice": "upload"},
+            {"waitFor": status_is("uploaded:input"), "timeoutMs": 30000},
+        ]),
         # Last: it takes the extension's access to every site away, as a person can in about:addons.
         "access-withdrawn": (paired(shield), [
             {"extension": "chrome.action.getBadgeText({})"},
@@ -114,6 +143,10 @@ def scenarios(shield, sites, video_path, clip_path):
     }
 
 
+def crowd_scene():
+    return small_face_scene(2400, 1800, 100, ZOOM_FACE)
+
+
 @pytest.fixture(scope="module")
 def firefox(shield_server, tmp_path_factory):
     """Runs every scenario once; each test reads its own: (step results, what its site received)."""
@@ -121,11 +154,13 @@ def firefox(shield_server, tmp_path_factory):
     video.write_bytes(VIDEO)
     clip = video.with_name("clip.mp4")
     truth = make_clip(clip)
+    crowd = video.with_name("crowd.png")
+    crowd.write_bytes(encode(crowd_scene(), "PNG"))
     names = ["input", "form", "fetch", "stopped-input", "stopped-fetch", "protected-video", "locked-video",
-             "asked-video", "review", "access-withdrawn"]
+             "asked-video", "review", "review-zoom", "access-withdrawn"]
     sites = {name: UploadSite() for name in names}
     try:
-        plan = scenarios(shield_server, sites, str(video), str(clip))
+        plan = scenarios(shield_server, sites, str(video), str(clip), str(crowd))
         results = run_scenarios([{"settings": plan[name][0], "steps": plan[name][1]} for name in names], timeout=240)
         yield {name: (result, sites[name]) for name, result in zip(names, results)} | {"clip-truth": truth}
     finally:
@@ -207,3 +242,19 @@ def test_region_added_in_review_reaches_the_site_in_firefox(firefox):
     pixels = np.asarray(Image.open(io.BytesIO(photo.data)).convert("RGB"), dtype=np.int16)
     added = pixels[205:307, 205:307]  # "Add a region" puts one in the middle: [204, 204, 308, 308]
     assert (np.abs(added - np.array([255, 0, 255])) < 40).all(axis=2).mean() > 0.99
+
+
+def test_small_face_covered_at_high_zoom_in_review_in_firefox(firefox):
+    results, site = firefox["review-zoom"]
+    no_errors(results)
+    fit, doubled, back = results[3], results[6], results[8]
+    assert doubled == pytest.approx(2 * fit, rel=1e-3) and back == pytest.approx(fit, rel=1e-3)
+    (photo,) = site.wait_for_uploads(1, timeout=5)[0].files()
+    pixels = np.asarray(Image.open(io.BytesIO(photo.data)).convert("RGB"))
+    scene = crowd_scene()
+    x0, y0, x1, y1 = ZOOM_FACE
+    assert (pixels[y0:y1, x0:x1] == [255, 0, 255]).all()
+    rest = np.ones(scene.shape[:2], bool)
+    rest[:700, :700] = False  # the astronaut's head, replaced with its margin
+    rest[y0:y1, x0:x1] = False
+    assert np.array_equal(pixels[rest], scene[rest])  # exactly that area replaced, nothing else

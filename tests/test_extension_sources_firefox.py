@@ -20,6 +20,7 @@ pytestmark = pytest.mark.skipif(not driver.firefox_available() and not os.enviro
 FIREFOX_PAGES = {
     "fetch-formdata": "input", "xhr-raw": "input", "canvas-resize": "input", "chunks-parallel": "input",
     "form-submit": "input-submit", "document-open": "input-submit", "pieces-of-original": "click",
+    "chunks-multipart": "input", "chunks-rewrapped": "input",
 }
 NOTICE_SHOWN = ("Boolean(document.getElementById('photo-shield-notice') && "
                 "document.getElementById('photo-shield-notice').shadowRoot.querySelector('.panel'))")

@@ -91,7 +91,8 @@ def test_shield_serve_command(tmp_path):
         process.terminate()
         rest = process.stdout.read()  # ends when the server exits
         assert process.wait(20) == 0 and "stopped" in rest
-        assert "shield pair" in rest + "".join(lines)
+        said = "".join(lines) + rest
+        assert "Install the browser extension" in said and "/connect" in said  # how a newcomer gets paired
     finally:
         process.kill()
 

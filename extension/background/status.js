@@ -97,13 +97,11 @@
   }
 
   async function notify() {
-    await chrome.notifications.create(NOTIFICATION, {
-      type: 'basic',
-      iconUrl: chrome.runtime.getURL('icons/icon128.png'),
-      title: t('notificationAccessLostTitle'),
-      message: t('notificationAccessLostText'),
-      priority: 2,
-    });
+    const options = { type: 'basic', iconUrl: chrome.runtime.getURL('icons/icon128.png'),
+      title: t('notificationAccessLostTitle'), message: t('notificationAccessLostText'), priority: 2 };
+    // Chromium keeps it on screen until answered; Firefox refuses the option.
+    if (!chrome.runtime.getURL('').startsWith('moz-extension:')) options.requireInteraction = true;
+    await chrome.notifications.create(NOTIFICATION, options);
   }
 
   /** Once per loss: a system notification and the warning page in front. */

@@ -256,7 +256,8 @@ if (typeof importScripts === 'function') {
     if (ticket === review.requested) review.latest = outcome.result;
     const { faces, detections, added, kept, width, height } = outcome.result.report;
     return { action: 'preview', data: toBase64(outcome.result.bytes), type: outcome.result.type,
-      report: { faces, detections: detections || [], added: added || [], kept: kept || [], width, height } };
+      report: { faces, detections: detections || [], added: added || [], kept: kept || [], width, height,
+        detections_reused: outcome.result.report.detections_reused === true } };
   }
 
   async function reviewFinish(message, sender) {

@@ -85,7 +85,7 @@
     return isOriginalPhoto ? null : result;
   }
 
-  const NOTICES_FROM_PAGE = ['not_protected_yet'];
+  const NOTICES_FROM_PAGE = ['not_protected_yet', 'camera_expired', 'not_ready_yet'];
 
   function onPageMessage(event) {
     const message = event.data;

@@ -13,6 +13,7 @@
   const nativeFiles = filesProperty.get;
   const setNativeFiles = filesProperty.set;
   const setNativeValue = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+  const NativeFormData = window.FormData;
   const inputsAtWork = new Map(); // input -> promise of its files being answered for, while that runs
 
   const unanswered = (input) => Array.from(nativeFiles.call(input) || []).filter((file) => !verified.has(file));
@@ -107,11 +108,49 @@
     });
   }
 
+  // new FormData(form) while a file input of the form is still being answered for (the page's Upload clicked
+  // the moment the photo was picked): the form data holds an empty file there. Sent with fetch or XHR, it
+  // waits for the answer and carries the answered files instead (or is not sent: the notice says why).
+  // The form data the page holds is a copy of the event's, with the same entries: known by its empty file.
+  const placeholders = new WeakMap(); // the empty file standing for a field at work -> { input, job }
+  const isPlaceholder = (value) => api.isFile(value) && placeholders.has(value);
+
+  function notePlaceholders(form, formData) {
+    for (const input of fileInputsOf(form)) {
+      if (!input.name || !inputsAtWork.has(input)) continue;
+      for (const value of formData.getAll(input.name)) {
+        if (api.isFile(value) && value.size === 0) placeholders.set(value, { input, job: inputsAtWork.get(input) });
+      }
+    }
+  }
+
+  api.addBodyGuard({
+    needs(body) {
+      if (!api.isFormData(body)) return false;
+      for (const [, value] of body) if (isPlaceholder(value)) return true;
+      return false;
+    },
+    async protect(body) {
+      const safe = new NativeFormData();
+      for (const [name, value] of body) {
+        if (!isPlaceholder(value)) {
+          safe.append(name, value);
+          continue;
+        }
+        const { input, job } = placeholders.get(value);
+        if (!(await job)) throw api.blockedError();
+        for (const file of nativeFiles.call(input)) safe.append(name, file, file.name);
+      }
+      return safe;
+    },
+  });
+
   // Last line for form.submit() and new FormData(form), which cannot wait: a file nobody answered for
   // (a photo, a video, anything the worker has not decided on yet) is taken out of the form data rather
   // than sent as it is.
   function onFormData(event) {
     if (!siteProtected()) return;
+    if (event.target && event.target.nodeName === 'FORM') notePlaceholders(event.target, event.formData);
     let removed = false;
     for (const [name, value] of Array.from(event.formData.entries())) {
       if (api.isFile(value) && value.size > 0 && !verified.has(value)) {
@@ -124,6 +163,20 @@
     if (removed) api.notify('not_protected_yet');
   }
 
+  // The page's answer to a click or key (its Upload button) found the field empty: the photo is still being
+  // protected. Say so once per photo, or the upload would vanish without a word. (Reads from timers, as
+  // pages polling the field make, are not an upload being lost.)
+  const ACTIONS = ['click', 'submit', 'keydown', 'keyup', 'pointerup', 'mouseup', 'touchend'];
+  const toldEarly = new WeakSet();
+
+  function noteEarlyRead(input) {
+    const job = inputsAtWork.get(input);
+    const current = window.event;
+    if (!job || toldEarly.has(job) || !current || !ACTIONS.includes(current.type)) return;
+    toldEarly.add(job);
+    api.notify('not_ready_yet');
+  }
+
   function hookInputs(win) {
     const prototype = win.HTMLInputElement.prototype;
     // Read at any time (polling, after a focus event): unanswered files are not shown; they are
@@ -131,7 +184,10 @@
     Object.defineProperty(prototype, 'files', {
       ...filesProperty,
       get() {
-        if (isFileInput(this) && needsWork(this)) protectThenTell(this);
+        if (isFileInput(this) && needsWork(this)) {
+          protectThenTell(this);
+          noteEarlyRead(this);
+        }
         return nativeFiles.call(this);
       },
     });

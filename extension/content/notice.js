@@ -11,8 +11,8 @@
     .panel { position: fixed; top: 16px; right: 16px; z-index: 2147483647; max-width: 420px;
       font: 14px/1.4 system-ui, sans-serif; color: #1b1b1b; background: #fff8e6; border: 2px solid #b45309;
       border-radius: 8px; padding: 12px 14px; box-shadow: 0 4px 16px rgba(0,0,0,.25); }
-    .panel.review { background: #fff; border-color: #1d4ed8; max-width: min(560px, calc(100vw - 40px));
-      max-height: calc(100vh - 40px); overflow: auto; }
+    .panel.review { background: #fff; border-color: #1d4ed8; box-sizing: border-box;
+      width: min(720px, calc(100vw - 40px)); max-width: none; max-height: calc(100vh - 40px); overflow: auto; }
     .waiting { display: none; width: 32px; height: 32px; margin: 8px auto; border: 4px solid #ccc;
       border-top-color: #1d4ed8; border-radius: 50%; animation: shield-wait 0.8s linear infinite; }
     .review[data-state=protecting] .waiting { display: block; }
@@ -23,6 +23,7 @@
     .buttons { display: flex; gap: 8px; justify-content: flex-end; flex-wrap: wrap; }
     button { font: inherit; padding: 4px 10px; border-radius: 4px; border: 1px solid #666; background: #fff; cursor: pointer; }
     button.primary { background: #1d4ed8; color: #fff; border-color: #1d4ed8; }
+    button:disabled { cursor: not-allowed; opacity: 1; background: #e5e7eb; color: #4b5563; border-color: #9ca3af; }
   `;
 
   let host = null;
@@ -84,7 +85,8 @@
   const REASONS = ['server_unreachable', 'timeout', 'not_paired', 'forbidden', 'too_large', 'unsupported',
     'undecodable', 'busy', 'bad_request', 'faces_found', 'unexpected_answer', 'not_photo_shield', 'server_error',
     'extension_error', 'not_protected_yet', 'video_blocked', 'video_ask', 'file_blocked', 'file_ask',
-    'photo_in_pieces', 'review_refused', 'review_expired', 'video_failed', 'video_cancelled'];
+    'photo_in_pieces', 'review_refused', 'review_expired', 'video_failed', 'video_cancelled',
+    'camera_expired', 'not_ready_yet'];
   // Questions about files nothing can protect (videos...): unanswered, the answer is no.
   const QUESTIONS = ['video_ask', 'file_ask'];
   const QUESTION_EXPIRES_MS = 120000;
@@ -152,7 +154,10 @@
     return {
       addRegion: t('editorAddRegion'), undo: t('editorUndo'), hint: t(hint), detection: t('editorDetection'),
       fixedDetection: t('editorDetectionFixed'), keptDetection: t('editorKeptDetection'),
-      region: t('editorRegion'), working: t('reviewProtecting', [fileName]),
+      region: t('editorRegion'), working: t('reviewProtecting', [fileName]), zoomHint: t('editorZoomHint'),
+      photo: t('editorPhoto'), zoomIn: t('editorZoomIn'), zoomOut: t('editorZoomOut'), zoomFit: t('editorZoomFit'),
+      zoomFitLabel: t('editorZoomFitLabel'), move: t('editorMove'), moveLabel: t('editorMoveLabel'),
+      zoomLevel: t('editorZoomLevel'),
     };
   }
 
@@ -184,7 +189,9 @@
     function setState(state) {
       panel.dataset.state = state;
       panel.setAttribute('aria-busy', String(state === 'protecting'));
-      uploadButton.disabled = state !== 'ready'; // only a server output answering the current choices goes out
+      // Only a server output answering the current choices goes out; until it is there the button says why.
+      uploadButton.disabled = state !== 'ready';
+      uploadButton.textContent = t(state === 'protecting' ? 'buttonUploadWaiting' : 'buttonUpload');
       if (editor) editor.setBusy(state === 'protecting');
     }
     setState('protecting');

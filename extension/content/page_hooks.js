@@ -145,6 +145,25 @@
         });
       };
     }
+    // formData.append(name, blob, filename) stores a new File made from the blob (Dropzone's chunks): the
+    // stored entry carries the blob's standing.
+    const formPrototype = win.FormData.prototype;
+    const nativeGetAll = formPrototype.getAll;
+    for (const method of ['append', 'set']) {
+      const native = formPrototype[method];
+      formPrototype[method] = function (name, value) {
+        const result = native.apply(this, arguments);
+        if (isBlob(value) && (verified.has(value) || wholeOf.has(value))) {
+          const entries = nativeGetAll.call(this, name);
+          const stored = entries[entries.length - 1];
+          if (stored !== value && isBlob(stored) && stored.size === value.size) {
+            if (verified.has(value)) verified.add(stored);
+            else wholeOf.set(stored, wholeOf.get(value));
+          }
+        }
+        return result;
+      };
+    }
     // new Blob([piece]) / new File([piece], ...) of one piece carries the piece's standing.
     for (const name of ['Blob', 'File']) {
       const Native = win[name];
@@ -205,6 +224,20 @@
   const needsLookBlob = (value) => isBlob(value) && !verified.has(value) &&
     (isFile(value) || wholeOf.has(value) || !value.type || MAY_HOLD_PICTURES.test(value.type));
 
+  // Other checks on bodies (catch_camera.js: text made from a camera): { needs(body), protect(body) }.
+  const bodyGuards = [];
+  const guarded = (body) => body != null && bodyGuards.some((guard) => guard.needs(body));
+
+  /** needsLook, or a guard wants to see the body. */
+  const mustCheck = (body) => needsLook(body) || guarded(body);
+
+  /** The body with every guard's changes, then files answered for (protectBody). */
+  async function checkBody(body) {
+    let safe = body;
+    for (const guard of bodyGuards) if (guard.needs(safe)) safe = await guard.protect(safe);
+    return needsLook(safe) ? protectBody(safe) : safe;
+  }
+
   /** Cheap synchronous test: could this body carry a file nobody has answered for? */
   function needsLook(body) {
     if (body == null || !siteProtected) return false;
@@ -242,6 +275,13 @@
   }
 
   async function protectRequest(request) {
+    if (bodyGuards.length) {
+      const whole = await request.clone().blob();
+      if (guarded(whole)) {
+        const safe = await checkBody(whole);
+        if (safe !== whole) request = new NativeRequest(request, { body: safe });
+      }
+    }
     const contentType = request.headers.get('content-type') || '';
     if (/^multipart\/form-data/i.test(contentType)) {
       const form = await request.clone().formData();
@@ -272,8 +312,8 @@
     win.fetch = function fetch(input, init) {
       const initBody = init && init.body != null ? init.body : null;
       if (initBody !== null) {
-        if (!needsLook(initBody)) return nativeFetch.call(win, input, init);
-        return protectBody(initBody).then((body) => nativeFetch.call(win, input, { ...init, body }));
+        if (!mustCheck(initBody)) return nativeFetch.call(win, input, init);
+        return checkBody(initBody).then((body) => nativeFetch.call(win, input, { ...init, body }));
       }
       if (isRequest(input) && input.body !== null && siteProtected) {
         return protectRequest(new NativeRequest(input, init)).then((request) => nativeFetch.call(win, request));
@@ -287,13 +327,13 @@
     };
 
     xhrPrototype.send = function send(body) {
-      if (!needsLook(body)) return nativeSend.call(this, body);
+      if (!mustCheck(body)) return nativeSend.call(this, body);
       if (asyncRequests.get(this) === false) {
         // A synchronous request cannot wait for the shield: refuse it rather than send the original.
         throw new DOMException('Photo Shield blocked a synchronous file upload.', 'NetworkError');
       }
       const request = this;
-      protectBody(body).then(
+      checkBody(body).then(
         (safe) => nativeSend.call(request, safe),
         () => {
           request.dispatchEvent(new ProgressEvent('error'));
@@ -303,8 +343,8 @@
 
     if (typeof nativeBeacon === 'function') {
       win.navigator.sendBeacon = function sendBeacon(url, data) {
-        if (!needsLook(data)) return nativeBeacon.call(win.navigator, url, data);
-        protectBody(data).then((safe) => nativeBeacon.call(win.navigator, url, safe), () => {});
+        if (!mustCheck(data)) return nativeBeacon.call(win.navigator, url, data);
+        checkBody(data).then((safe) => nativeBeacon.call(win.navigator, url, safe), () => {});
         return true; // queued, as a beacon would be
       };
     }
@@ -353,7 +393,9 @@
 
   // Shared with the other MAIN-world parts.
   const api = {
-    isBlob, isFile, verifyFile, verifyFiles, verified, rearm, nativeAddListener,
+    isBlob, isFile, isFormData, isBytes, verifyFile, verifyFiles, verified, rearm, nativeAddListener, blockedError,
+    /** Adds a check on every body fetch, XHR and beacons send (and Requests): { needs(body), protect(body) }. */
+    addBodyGuard: (guard) => bodyGuards.push(guard),
     siteProtected: () => siteProtected,
     /** Asks bridge.js to show the notice for `reason` (an upload the page tried that was stopped). */
     notify: (reason) => post({ [TAG]: 'notice', reason }, '*'),

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shield_server import __version__, pipeline, security
 from shield_server.errors import BadOptions, ShieldError, TooLarge
+from shield_server.face_cache import FaceCache
 from shield_server.formats import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from shield_server.server import video_jobs
 from shield_server.server.pairing_requests import PairingRequests
@@ -71,6 +72,7 @@ def create_app(config: ServerConfig) -> Flask:
                                     config.max_bytes + MULTIPART_OVERHEAD)
     admission = security.Admission(config.max_active, config.max_waiting, config.queue_deadline_s)
     pairings = PairingRequests(config.token_store)
+    faces_cache = FaceCache()  # a review's edits re-send the same original: its faces are not detected again
     video_jobs.register(app, config.max_bytes)
 
     @app.before_request
@@ -148,7 +150,7 @@ def create_app(config: ServerConfig) -> Flask:
     def protect():
         with admission.slot():
             data, params = _photo_and_option_texts(config)
-            result = pipeline.protect(data, _options(params, config))
+            result = pipeline.protect(data, _options(params, config), faces_cache)
             release_freed_memory()
         report = json.dumps(result.report(), separators=(",", ":"))
         return Response(_chunks(result.data), mimetype=result.mime_type, headers={

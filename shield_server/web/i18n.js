@@ -115,6 +115,13 @@ const MESSAGES = {
       keptDetection: "Visage détecté, gardé tel quel (cliquez pour le remplacer)",
       region: "Zone ajoutée (flèches : déplacer, Maj+flèches : redimensionner, Suppr : enlever)",
       working: "Protection en cours…",
+      zoomHint: "Zoomez pour masquer un petit visage : molette, pincement, boutons + et −, ou touches + − 0. " +
+        "Déplacez-vous avec deux doigts, le bouton Déplacer, Espace+glisser ou les flèches.",
+      photo: "La photo protégée : faites glisser pour masquer autre chose ; + et − zooment, 0 l'affiche en " +
+        "entier, les flèches la déplacent",
+      zoomIn: "Zoomer", zoomOut: "Dézoomer", zoomFit: "Photo entière",
+      zoomFitLabel: "Photo entière : afficher toute la photo",
+      move: "Déplacer", moveLabel: "Déplacer la photo (glisser la déplace au lieu de tracer)", zoomLevel: "Zoom",
     },
   },
 };

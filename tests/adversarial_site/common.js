@@ -66,6 +66,26 @@ const adv = {
       reader.readAsDataURL(file);
     });
   },
+  /** Dropzone-style chunking: 20 KB pieces, each a multipart POST with the upload's fields and the piece as
+   *  its last part: `form.append('file', piece, name)` (Dropzone), or the piece re-wrapped first as
+   *  `new File([piece], name)` (other uploaders). */
+  async multipartChunks(file, rewrap) {
+    const CHUNK = 20000;
+    const id = Math.random().toString(36).slice(2);
+    const count = Math.ceil(file.size / CHUNK);
+    for (let index = 0; index < count; index++) {
+      const offset = index * CHUNK;
+      const piece = file.slice(offset, offset + CHUNK);
+      const form = new FormData();
+      form.append('dzuuid', id);
+      form.append('dzchunkindex', String(index));
+      form.append('dztotalchunkcount', String(count));
+      form.append('dzchunkbyteoffset', String(offset));
+      if (rewrap) form.append('file', new File([piece], file.name, { type: file.type }));
+      else form.append('file', piece, file.name);
+      await adv.post('/upload/dropzone', form, { 'X-Upload-Id': id, 'X-Offset': String(offset) });
+    }
+  },
   /** Chunked upload: pieces of CHUNK bytes, each a POST with the upload id and the piece's offset. */
   async chunked(file, parallel) {
     const CHUNK = 65536;

@@ -12,6 +12,9 @@
 //   { goto: url }                               open the url in the scenario's tab
 //   { upload: selector, files: [paths] }        pick files in a file input (a real upload over WebDriver BiDi)
 //   { click: selector }                         a real mouse click
+//   { press: key }                              a real key press (on what has the focus)
+//   { wheel: "js expression -> [x, y]", deltaY } a real wheel turn with the pointer at [x, y]
+//   { drag: "js expression -> [x0, y0, x1, y1]" } a real left-button drag from [x0, y0] to [x1, y1]
 //   { evaluate: "js expression" }               value of an expression in the page (promises awaited)
 //   { waitFor: "js expression", timeoutMs }     until it is truthy in the page
 //   { extension: "js expression" }              value in an extension page (moz-extension://<uuid>/options/options.html),
@@ -103,6 +106,25 @@ async function runStep(context, step) {
   }
   if (step.click) {
     await page.click(step.click);
+    return true;
+  }
+  if (step.press) {
+    await page.keyboard.press(step.press);
+    return true;
+  }
+  if (step.wheel) {
+    const [x, y] = await evaluate(page, step.wheel);
+    await page.mouse.move(x, y);
+    await page.mouse.wheel({ deltaY: step.deltaY });
+    return true;
+  }
+  if (step.drag) {
+    const [x0, y0, x1, y1] = await evaluate(page, step.drag);
+    await page.mouse.move(x0, y0);
+    await page.mouse.down();
+    await page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, { steps: 4 });
+    await page.mouse.move(x1, y1, { steps: 4 });
+    await page.mouse.up();
     return true;
   }
   if (step.evaluate) return evaluate(page, step.evaluate);
