@@ -8,12 +8,20 @@ import time
 
 import pytest
 
-from browser import chromium_available
-from test_extension import ASTRONAUT, closed_port, expect_blocked, only_upload, paired
-# Module-scoped here too: this module gets its own fresh profile, whose first options page is slow to render.
-from test_extension_files import browser, site  # noqa: F401 (fixtures)
+from browser import EXTENSION_ID, chromium_available, extension_browser
+from test_extension import ASTRONAUT, assert_protected, closed_port, expect_blocked, only_upload, paired
+from test_extension_files import site  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
+
+TEST_HOST = "photos.test"  # a site that is not on 127.0.0.1 (see test_withdrawn_site_access_shouts)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """This module's own fresh profile (its first options page is slow to render: the first policy read)."""
+    with extension_browser(extra_args=[f"--host-resolver-rules=MAP {TEST_HOST} 127.0.0.1"]) as started:
+        yield started
 
 
 def extension_page(browser, path):
@@ -87,45 +95,88 @@ def test_badge_shows_on_off_and_not_connected(browser, site, shield_server):
     page.close()
 
 
-def test_lost_site_access_is_shown_loudly(browser):
-    """Chromium refuses to remove an extension's required permissions by script ("Site access" is changed
-    in chrome://extensions), so here the browser's answer is what changes: permissions.contains says no."""
-    browser.reset()
-    browser.worker.evaluate("""async () => {
-        self.realContains = chrome.permissions.contains;
-        chrome.permissions.contains = async () => false;
-        await PhotoShieldStatus.checkSiteAccess();
-    }""")
+def set_site_access(page, access: str):
+    """What a person does in chrome://extensions > Details > Site access ("ON_CLICK": withheld,
+    "ON_ALL_SITES": given back), through the API that page itself calls."""
+    page.goto("chrome://extensions")
+    error = page.evaluate("""([id, access]) => new Promise((resolve) => chrome.developerPrivate
+        .updateExtensionConfiguration({ extensionId: id, hostAccess: access },
+            () => resolve(chrome.runtime.lastError ? chrome.runtime.lastError.message : '')))""", [EXTENSION_ID, access])
+    assert not error
+
+
+def wait_for_worker(browser, expression, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = browser.worker.evaluate(expression)
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"never true: {expression}")
+
+
+NOTIFICATIONS = "async () => Object.keys(await chrome.notifications.getAll())"
+# Tabs of the explanation page, seen from the worker (Playwright does not always learn of a tab that an
+# extension opened): in front or not, and its title, which says red or green.
+WARNING_TABS = """async () => (await chrome.tabs.query({ url: chrome.runtime.getURL('access/access.html') }))
+    .map((tab) => ({ id: tab.id, active: tab.active, title: tab.title }))"""
+LOST_TITLE = "Photo Shield can no longer see websites"
+
+
+def test_withdrawn_site_access_shouts(browser, shield_server, site):
+    """Site access withheld for real, as in chrome://extensions. The test site is `photos.test` (mapped to
+    loopback): the server's host permission, http://127.0.0.1/*, covers every port there."""
+    browser.reset(**paired(shield_server))
+    settings = browser.context.new_page()
     try:
-        wait_for_badge(browser, "!!")
-        assert "no access to websites" in browser.worker.evaluate("() => chrome.action.getTitle({})")
-        # The options page comes up by itself and says what happened.
-        warning = next((p for p in browser.context.pages if p.url.endswith("/options/options.html")), None)
-        for _ in range(50):
-            warning = next((p for p in browser.context.pages if p.url.endswith("/options/options.html")), None)
-            if warning:
-                break
-            browser.context.pages[0].wait_for_timeout(100)
-        assert warning, [p.url for p in browser.context.pages]
-        warning.wait_for_selector("#access-lost:not([hidden])")
-        # In the foreground, with a system notification that says how to give access back.
-        assert warning.evaluate("document.visibilityState") == "visible"
-        notifications = browser.worker.evaluate("() => chrome.notifications.getAll()")
-        assert list(notifications) == ["photo-shield-access-lost"], notifications
-        assert "On all sites" in warning.inner_text("#access-lost")
+        set_site_access(settings, "ON_CLICK")
+        # A system notification, and the explanation page in front (the active tab).
+        assert wait_for_worker(browser, NOTIFICATIONS) == ["photo-shield-access-lost"]
+        (shown,) = wait_for_worker(browser, f"""async () => {{ const tabs = await ({WARNING_TABS})();
+            return tabs.length && tabs[0].title === '{LOST_TITLE}' && tabs; }}""")
+        assert shown["active"] is True
+        assert badge(browser) == "!!"
+        # Once per loss: the person closed the page; later checks (the periodic one, a restarted worker)
+        # do not bring it back.
+        browser.worker.evaluate("(id) => chrome.tabs.remove(id)", shown["id"])
+        assert browser.worker.evaluate("() => PhotoShieldStatus.checkSiteAccess()") is True
+        assert browser.worker.evaluate(WARNING_TABS) == []
+
+        # What the page and the popup say: how to give access back in Chromium.
+        warning = extension_page(browser, "access/access.html")
+        warning.wait_for_selector("body[data-access-lost=true]")
+        text = warning.inner_text("#lost")
+        assert "Site access" in text and "On all sites" in text and "chrome://extensions" in text
         popup = extension_page(browser, "popup/popup.html")
         popup.wait_for_selector("#access-lost:not([hidden])")
-        assert "NOT protected" in popup.inner_text("#access-lost")
-        assert "about:addons" in popup.inner_text("#access-lost")
-        popup.close()
-        warning.close()
+        assert "NOT protected" in popup.inner_text("#access-lost") and "Site access" in popup.inner_text("#access-lost")
+
+        set_site_access(settings, "ON_ALL_SITES")
+        warning.wait_for_selector("body[data-access-lost=false]")
+        assert "see websites again" in warning.inner_text("#back")
+        popup.wait_for_selector("#access-lost[hidden]", state="attached")
+        assert browser.worker.evaluate(NOTIFICATIONS) == []
+        wait_for_worker(browser, "async () => (await chrome.action.getBadgeText({})) !== '!!'")
+
+        # Access is really back: an upload on the site is protected.
+        site.clear()
+        page = browser.context.new_page()
+        page.goto(f"http://{TEST_HOST}:{site.port}/")
+        page.set_input_files("#js-input", ASTRONAUT)
+        (photo,) = only_upload(site).files()
+        assert_protected(photo.data)
+
+        # The next loss is announced again; the page left open (behind the site's tab) turns red and
+        # comes to the front.
+        set_site_access(settings, "ON_CLICK")
+        assert wait_for_worker(browser, NOTIFICATIONS) == ["photo-shield-access-lost"]
+        warning.wait_for_selector("body[data-access-lost=true]")
+        wait_for_worker(browser, f"async () => (await ({WARNING_TABS})()).every((tab) => tab.active)")
+        assert len(browser.worker.evaluate(WARNING_TABS)) == 1
     finally:
-        browser.worker.evaluate("""async () => {
-            chrome.permissions.contains = self.realContains;
-            await PhotoShieldStatus.checkSiteAccess();
-        }""")
-    assert badge(browser) != "!!"
-    assert browser.worker.evaluate("() => chrome.notifications.getAll()") == {}
+        set_site_access(settings, "ON_ALL_SITES")
+        for page in browser.context.pages[1:]:
+            page.close()
 
 
 def test_options_say_whether_private_windows_are_covered(browser):

@@ -1,11 +1,11 @@
 // What the toolbar shows at a glance (protected / not connected / off / no access to websites), and the
 // watch on the extension's access to websites: a person can withdraw it (Firefox about:addons, Chrome
 // "Site access"), and then no content script runs, so no upload can be protected and no in-page notice
-// can say so. The worker itself still runs: it shows the loss on the badge, in the popup and in a tab.
+// can say so. The worker itself still runs: it shows the loss on the badge and in the popup, and once per
+// loss with a system notification and a page brought to the front.
 (function (global) {
   'use strict';
 
-  const WARNING_PAUSE_MS = 1000; // one warning per burst of page loads
   const t = (key) => chrome.i18n.getMessage(key) || key;
 
   async function hasSiteAccess() {
@@ -70,79 +70,89 @@
     await refreshBadge();
   }
 
-  const optionsUrl = () => chrome.runtime.getURL(chrome.runtime.getManifest().options_ui.page);
+  const WARNING_PAGE = 'access/access.html';
+  const NOTIFICATION = 'photo-shield-access-lost';
+  // "Warned for this loss": session storage outlives a stopped worker but not a browser restart, so a loss
+  // still there at the next start is announced again.
+  const warnings = () => chrome.storage.session || chrome.storage.local;
 
-  /** The tab showing the options page, if one is open (no "tabs" permission needed), or null. */
+  /** The tab showing the warning page, if one is open (no "tabs" permission needed). */
   async function warningTab() {
+    const url = chrome.runtime.getURL(WARNING_PAGE);
     if (chrome.runtime.getContexts) {
-      const contexts = await chrome.runtime.getContexts({ contextTypes: ['TAB'] });
-      const context = contexts.find((found) => found.documentUrl.split('#')[0] === optionsUrl());
-      return context ? context.tabId : null;
+      const contexts = await chrome.runtime.getContexts({ contextTypes: ['TAB'], documentUrls: [url] });
+      return contexts.length ? { id: contexts[0].tabId, windowId: contexts[0].windowId } : null;
     }
-    const view = chrome.extension.getViews({ type: 'tab' }).find((found) => found.location.href.split('#')[0] === optionsUrl());
-    const tab = view && await view.chrome.tabs.getCurrent();
-    return tab ? tab.id : null;
+    const view = chrome.extension.getViews({ type: 'tab' }).find((v) => v.location.href.split('#')[0] === url);
+    return view ? view.chrome.tabs.getCurrent() : null;
   }
 
-  let lastWarningAt = 0;
-
-  /** Brings the options page, which says what was lost and how to give it back, to the FRONT: a tab of
-   *  its own, made active (runtime.openOptionsPage() opens it in the background in Firefox). */
-  async function showWarning() {
-    if (Date.now() - lastWarningAt < WARNING_PAUSE_MS) return;
-    lastWarningAt = Date.now();
+  /** Puts the warning page in front of the person: the open one, or a new tab (never a background tab). */
+  async function showWarningPage() {
     const open = await warningTab().catch(() => null);
-    const tab = open !== null ? await chrome.tabs.update(open, { active: true })
-      : await chrome.tabs.create({ url: optionsUrl(), active: true });
+    const tab = open
+      ? await chrome.tabs.update(open.id, { active: true })
+      : await chrome.tabs.create({ url: chrome.runtime.getURL(WARNING_PAGE), active: true });
     if (tab && chrome.windows) await chrome.windows.update(tab.windowId, { focused: true }).catch(() => {});
   }
 
-  const NOTIFICATION = 'photo-shield-access-lost';
-
-  /** A system notification, the moment access is lost: the badge can be hidden (Firefox's Extensions menu). */
-  async function notifyLoss() {
-    if (!chrome.notifications) return;
+  async function notify() {
     const options = { type: 'basic', iconUrl: chrome.runtime.getURL('icons/icon128.png'),
-      title: t('accessLostTitle'), message: t('accessLostHowTo'), priority: 2 };
+      title: t('notificationAccessLostTitle'), message: t('notificationAccessLostText'), priority: 2 };
     // Chromium keeps it on screen until answered; Firefox refuses the option.
     if (!chrome.runtime.getURL('').startsWith('moz-extension:')) options.requireInteraction = true;
     await chrome.notifications.create(NOTIFICATION, options);
   }
 
+  /** Once per loss: a system notification and the warning page in front. */
+  async function warnOnce() {
+    const { accessWarned } = await warnings().get('accessWarned');
+    if (accessWarned) return;
+    await warnings().set({ accessWarned: true });
+    await Promise.all([notify().catch(() => {}), showWarningPage().catch(() => {})]);
+  }
+
+  async function clearWarning() {
+    await warnings().remove('accessWarned');
+    await chrome.notifications.clear(NOTIFICATION).catch(() => {});
+  }
+
   /** Compares what the browser grants with what the extension needs; warns when access was lost. */
-  async function checkSiteAccess() {
+  async function compareSiteAccess() {
     const lost = !(await hasSiteAccess());
     const { siteAccessLost } = await chrome.storage.local.get('siteAccessLost');
     if (lost !== Boolean(siteAccessLost)) {
       await chrome.storage.local.set({ siteAccessLost: lost });
-      if (lost) await notifyLoss().catch(() => {});
-      else if (chrome.notifications) await chrome.notifications.clear(NOTIFICATION).catch(() => {});
     }
     await refreshBadge();
-    if (lost) await showWarning().catch(() => {});
+    await (lost ? warnOnce() : clearWarning()).catch(() => {});
     return lost;
   }
 
+  let checking = Promise.resolve();
+
+  /** One check at a time, so that a burst of events warns once. */
+  function checkSiteAccess() {
+    checking = checking.catch(() => {}).then(compareSiteAccess);
+    return checking;
+  }
+
   function start() {
-    if (chrome.notifications) {
-      chrome.notifications.onClicked.addListener((id) => { if (id === NOTIFICATION) showWarning().catch(() => {}); });
-    }
     chrome.permissions.onRemoved.addListener(() => { checkSiteAccess(); });
     chrome.permissions.onAdded.addListener(() => { checkSiteAccess(); });
     // A listener here also makes Chromium start the worker with the browser, so the check runs at start-up.
     chrome.runtime.onStartup.addListener(() => { checkSiteAccess(); });
-    // With access lost no content script runs: the next page the person opens brings the warning back.
+    // Access can be withdrawn without permissions.onRemoved (e.g. while the browser was closed): look
+    // again whenever a page finishes loading, as well as every few minutes and at every start (below).
     chrome.tabs.onUpdated.addListener((tabId, change) => {
-      if (change.status !== 'complete') return;
-      chrome.storage.local.get('siteAccessLost').then(({ siteAccessLost }) => {
-        if (siteAccessLost) showWarning().catch(() => {});
-      });
+      if (change.status === 'complete') checkSiteAccess();
+    });
+    chrome.notifications.onClicked.addListener((id) => {
+      if (id === NOTIFICATION) showWarningPage().catch(() => {});
     });
     chrome.storage.onChanged.addListener((changes, area) => {
       if (area === 'managed' || 'settings' in changes) forgetConnection(); // new port or token: unknown again
     });
-    // Withdrawn access does not always fire permissions.onRemoved (e.g. changed while the browser was
-    // closed): look again every few minutes, and at every start.
     if (chrome.alarms) {
       chrome.alarms.create('photo-shield-site-access', { periodInMinutes: 5 });
       chrome.alarms.onAlarm.addListener((alarm) => {

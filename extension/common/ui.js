@@ -35,6 +35,22 @@
     return ask('checkSiteAccess');
   }
 
+  /** Wires a page's "give access back" button, and renders again whenever the loss is found or mended. */
+  function followSiteAccess(button, render) {
+    button.addEventListener('click', async () => {
+      await restoreSiteAccess();
+      await render();
+    });
+    chrome.storage.onChanged.addListener((changes, area) => {
+      if (area === 'local' && 'siteAccessLost' in changes) render();
+    });
+  }
+
+  /** How to give access to websites back by hand, in the words of the browser this runs in. */
+  function accessSteps() {
+    return t(chrome.runtime.getURL('').startsWith('moz-extension:') ? 'accessStepsFirefox' : 'accessStepsChromium');
+  }
+
   /** "3 photos protected, 1 face replaced" (needs common/plural.js). */
   function statsText(stats) {
     const { count } = global.PhotoShieldPlural;
@@ -50,5 +66,5 @@
     return { kind: 'error', text: t('pairingBroken'), canConnect: true };
   }
 
-  global.PhotoShieldUi = { t, translatePage, ask, describe, refusalText, restoreSiteAccess, statsText, connectionState };
+  global.PhotoShieldUi = { t, translatePage, ask, describe, refusalText, followSiteAccess, accessSteps, statsText, connectionState };
 })(globalThis);

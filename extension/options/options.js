@@ -3,7 +3,7 @@
 (function () {
   'use strict';
 
-  const { t, translatePage, ask, describe, refusalText, restoreSiteAccess, statsText, connectionState } = PhotoShieldUi;
+  const { t, translatePage, ask, describe, refusalText, followSiteAccess, statsText, connectionState } = PhotoShieldUi;
   const $ = (id) => document.getElementById(id);
   const SETTING_CONTROLS = ['enabled', 'review', 'reviewAddRegions', 'reviewUntick', 'timeoutSeconds', 'siteMode',
     'siteList', 'faceAction', 'mode', 'fill', 'color', 'sticker', 'margin', 'videoAction', 'otherFileAction'];
@@ -116,14 +116,7 @@
     await render();
   });
 
-  $('restore-access').addEventListener('click', async () => {
-    await restoreSiteAccess();
-    await render();
-  });
-
-  chrome.storage.onChanged.addListener((changes, area) => {
-    if (area === 'local' && 'siteAccessLost' in changes) render();
-  });
+  followSiteAccess($('restore-access'), render);
 
   translatePage();
   showIncognito();

@@ -2,7 +2,7 @@
 (function () {
   'use strict';
 
-  const { t, translatePage, ask, refusalText, restoreSiteAccess, statsText, connectionState } = PhotoShieldUi;
+  const { t, translatePage, ask, refusalText, followSiteAccess, accessSteps, statsText, connectionState } = PhotoShieldUi;
   const $ = (id) => document.getElementById(id);
 
   function show(id, ok, text) {
@@ -31,13 +31,11 @@
     await render();
   });
 
-  $('restore-access').addEventListener('click', async () => {
-    await restoreSiteAccess();
-    await render();
-  });
+  followSiteAccess($('restore-access'), render);
 
   $('open-options').addEventListener('click', () => chrome.runtime.openOptionsPage());
 
   translatePage();
+  $('access-steps').textContent = accessSteps();
   render();
 })();

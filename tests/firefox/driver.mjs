@@ -6,7 +6,7 @@
 //   extension: a folder or a package (.zip/.xpi), installed as a temporary add-on (what about:debugging's Load
 //   Temporary Add-on does); with permanent: true, installed for good like about:addons' Install Add-on From
 //   File (Firefox then requires a signature unless prefs say {"xpinstall.signatures.required": false}).
-//   prefs: more Firefox preferences.
+//   prefs: more Firefox preferences. extension "": nothing installed (the add-on comes from a policy).
 // Each scenario starts from fresh extension storage ({settings} and any other {storage} keys), in a new tab.
 // Steps (each answers one entry of `results`):
 //   { goto: url }                               open the url in the scenario's tab
@@ -25,6 +25,8 @@
 //   { pages: true }                             the URLs of every open tab
 //   { closeExtension: true }                    closes the extension page the steps above used
 //   { sleep: ms }
+// `click`, `evaluate` and `waitFor` take `tab: "part of a URL"` to act in another open tab instead (the first
+// whose URL contains it, waited for up to 10 s), e.g. a page the extension opened by itself.
 // Answer: { ok, extensionId, results: [[...per step...] per scenario], error? }
 import { readFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -81,8 +83,21 @@ async function answerNotice(page, choice) {
   return true;
 }
 
+async function tabWith(browser, urlPart) {
+  const deadline = Date.now() + 10000;
+  const address = (tab) => Promise.race([tab.evaluate('location.href'),
+    new Promise((resolve) => setTimeout(() => resolve(tab.url()), 1000))]).catch(() => tab.url());
+  for (;;) {
+    // Puppeteer does not learn the URL of a tab that an extension opened: the page itself is asked.
+    for (const tab of await browser.pages()) if ((await address(tab)).includes(urlPart)) return tab;
+    if (Date.now() > deadline) throw new Error('no tab at ' + urlPart);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 async function runStep(context, step) {
-  const { page, extensionPage } = context;
+  const { extensionPage } = context;
+  const page = step.tab ? await tabWith(context.browser, step.tab) : context.page;
   if (step.goto) return open(page, step.goto).then(() => page.url());
   if (step.upload) {
     const input = await page.waitForSelector(step.upload, { timeout: 10000 });
@@ -194,7 +209,7 @@ async function main() {
       const { result } = await browser.connection.send('webExtension.install',
         { extensionData: { type: 'archivePath', path: job.extension }, 'moz:permanent': true });
       answer.extensionId = result.extension;
-    } else {
+    } else if (job.extension) { // none: the add-on comes from elsewhere (e.g. a policy)
       answer.extensionId = await browser.installExtension(job.extension);
     }
     for (const scenario of job.scenarios) answer.results.push(await runScenario(browser, scenario));

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 DRIVER = Path(__file__).resolve().parent / "driver.mjs"
 FIREFOX = "/usr/bin/firefox-esr"
 EXTENSION_DIR = ROOT / "extension"
+EXTENSION_ORIGIN = "moz-extension://2f8f9a52-5e2c-4a55-9d62-6c1f0c9e7a11"  # the UUID driver.mjs fixes
 
 
 def firefox_available() -> bool:
@@ -23,16 +24,17 @@ def firefox_available() -> bool:
             and (ROOT / "node_modules" / "puppeteer-core").is_dir())
 
 
-def run_scenarios(scenarios: list[dict], timeout: float = 120.0, extension: Path = EXTENSION_DIR,
-                  permanent: bool = False, prefs: dict | None = None) -> list[list]:
+def run_scenarios(scenarios: list[dict], timeout: float = 120.0, extension: Path | None = EXTENSION_DIR,
+                  permanent: bool = False, prefs: dict | None = None, launcher: tuple[str, ...] = ()) -> list[list]:
     """Runs the scenarios in one Firefox, in order; one list of step results per scenario.
-    A step that failed answers {"error": ...} and ends its scenario. permanent, prefs: see driver.mjs."""
-    job = {"extension": str(extension), "timeoutMs": int(timeout * 1000), "scenarios": scenarios,
+    A step that failed answers {"error": ...} and ends its scenario. permanent, prefs: see driver.mjs;
+    extension None: installs nothing (a policy does); launcher: a command that runs the driver (its args follow)."""
+    job = {"extension": str(extension) if extension else "", "timeoutMs": int(timeout * 1000), "scenarios": scenarios,
            "permanent": permanent, "prefs": prefs or {}}
     with tempfile.NamedTemporaryFile("w", suffix=".json") as job_file:
         json.dump(job, job_file)
         job_file.flush()
-        done = subprocess.run(["node", str(DRIVER), job_file.name], capture_output=True, text=True,
+        done = subprocess.run([*launcher, "node", str(DRIVER), job_file.name], capture_output=True, text=True,
                               cwd=ROOT, timeout=timeout + 30)
     try:
         answer = json.loads(done.stdout)
