@@ -271,6 +271,9 @@ def _changed_region(previous: np.ndarray, current: np.ndarray, motion: np.ndarra
             min(int((xs.max() + 2) * cell), width), min(int((ys.max() + 2) * cell), height))
 
 
+MOTION_SEED = 0
+
+
 def _camera_motion(previous: np.ndarray, current: np.ndarray, scale: float) -> np.ndarray | None:
     """The similarity transform (pan, zoom, roll) from the previous frame to this one, in full-size pixels,
     from corners tracked by optical flow on the small grey frames; None when it cannot be trusted."""
@@ -281,6 +284,7 @@ def _camera_motion(previous: np.ndarray, current: np.ndarray, scale: float) -> n
     found = found.reshape(-1).astype(bool)
     if found.sum() < MOTION_MIN_POINTS:
         return None
+    cv2.setRNGSeed(MOTION_SEED)  # RANSAC draws from the calling thread's generator: same clip, same boxes
     matrix, inliers = cv2.estimateAffinePartial2D(points[found], moved[found], method=cv2.RANSAC,
                                                   ransacReprojThreshold=1.5)
     if matrix is None or inliers.sum() < max(MOTION_MIN_POINTS, 0.5 * found.sum()):

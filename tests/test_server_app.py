@@ -25,7 +25,7 @@ def client(tmp_path):
                                            (MemoryError(), "internal"),
                                            (ProtectionFailed("a face was not fully replaced"), "protection_failed")])
 def test_engine_failure_is_500_json_without_the_photo(client, monkeypatch, failure, code):
-    def explode(data, options):
+    def explode(data, options, *rest):  # the server also hands over its faces cache
         raise failure
     monkeypatch.setattr(pipeline, "protect", explode)
     test_client, headers = client
