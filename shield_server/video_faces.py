@@ -29,8 +29,10 @@ DETECT_EVERY = 3
 # The photo detector's fine pass (1.5x, there for faces under ~20 px) is ~80% of a detection frame's time.
 # It runs on every FINE_EVERY-th detection frame and on both sides of a scene cut; the detection frames
 # between scan at LIGHT_UPSCALE instead. Small faces are far away and move few pixels, so the held boxes
-# cover them between fine frames; larger faces are found at every detection frame.
-FINE_EVERY = 2
+# cover them between fine frames; larger faces are found at every detection frame. Every 4th (every 12th
+# frame) rather than every 2nd: the same tracks >= 32 px protected in every frame on faces-dev's clips, and
+# 4-10% more frames/s (docs/BENCHMARKS.md, video round 4).
+FINE_EVERY = 4
 LIGHT_UPSCALE = 1.0
 HOLD = 6  # >= DETECT_EVERY: each frame sees the detection frames before and after it, and more
 # A face not found again at a later detection frame (turning, covered, leaving) is held forward from its
