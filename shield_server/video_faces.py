@@ -25,16 +25,20 @@ import numpy as np
 
 from shield_server.detect import default_detector
 
-DETECT_EVERY = 3
+# A full search every 5th frame, each held 10 frames each way (round 5): the misses on faces-dev's clips are
+# frames where CenterFace does not find a face it finds a few frames away, so what a longer interval loses is
+# won back by holding each sighting further (docs/BENCHMARKS.md, video round 5).
+DETECT_EVERY = 5
 # The photo detector's fine pass (1.5x, there for faces under ~20 px) is ~80% of a detection frame's time.
 # It runs on every FINE_EVERY-th detection frame and on both sides of a scene cut; the detection frames
 # between scan at LIGHT_UPSCALE instead. Small faces are far away and move few pixels, so the held boxes
 # cover them between fine frames; larger faces are found at every detection frame. Every 4th (every 12th
-# frame) rather than every 2nd: the same tracks >= 32 px protected in every frame on faces-dev's clips, and
-# 4-10% more frames/s (docs/BENCHMARKS.md, video round 4).
+# frame, with DETECT_EVERY=3 then) rather than every 2nd: the same tracks >= 32 px protected in every frame
+# on faces-dev's clips, and 4-10% more frames/s (docs/BENCHMARKS.md, video round 4).
 FINE_EVERY = 4
 LIGHT_UPSCALE = 1.0
-HOLD = 6  # >= DETECT_EVERY: each frame sees the detection frames before and after it, and more
+HOLD = 10  # >= DETECT_EVERY: each frame sees the detection frames before and after it, and more; also the
+# look-ahead, so HOLD frames are buffered (~27 MB at 720p, ~250 MB at 4K)
 # A face not found again at a later detection frame (turning, covered, leaving) is held forward from its
 # last sighting LOST_HOLD frames; one last seen at the frame's edge (within EDGE of it, as a share of the
 # frame's short side) EDGE_LOST_HOLD frames, moving with the camera: once the frame's edge cuts its top or

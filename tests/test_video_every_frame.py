@@ -16,7 +16,7 @@ from shield_server.video import VideoOptions, protect_video
 from videos import FACE_IN_PHOTO, MAGENTA, decode_frames, magenta_share
 
 MAGENTA_OPTIONS = VideoOptions(color=MAGENTA)
-EVERY = video_faces.DETECT_EVERY  # the schedule the clips are placed against (3)
+EVERY = video_faces.DETECT_EVERY  # the schedule the clips are placed against (5)
 
 
 def faces() -> dict[str, np.ndarray]:
