@@ -115,7 +115,6 @@ def protect_video(source: str | os.PathLike, target: str | os.PathLike, options:
                     with _timed(seconds, "encode"):
                         writer.picture(picture)
                     faces.forget(picture.index)
-                    progress(writer.written, max(clip.expected_frames, writer.written))
 
                 for item in _timed_items(clip.frames(cancel), seconds, "decode"):
                     if not isinstance(item, Picture):
@@ -125,6 +124,8 @@ def protect_video(source: str | os.PathLike, target: str | os.PathLike, options:
                     writer.start(item.rgb.shape[1], item.rgb.shape[0])
                     window.append(item)
                     faces.add(item, window[-2] if len(window) >= 2 else None)
+                    # Frames looked at, not written: writing waits for the look-ahead, so this moves sooner.
+                    progress(clip.decoded, max(clip.expected_frames, clip.decoded))
                     while window and window[0].index + faces.lookahead < clip.decoded:
                         write_oldest()
                 if clip.decoded < MIN_FRAMES:

@@ -49,6 +49,8 @@ PAGES = {
     "canvas-resize": "input",
     "drag-drop": "drop",
     "paste": "paste",
+    "paste-files": "paste",
+    "paste-beforeinput": "paste",
     "detached-worker": "chooser",
     "websocket": "chooser",
     "base64-json": "chooser",

@@ -251,6 +251,36 @@ def extension_browser(**options):
             browser.close()
 
 
+@contextlib.contextmanager
+def browsers_by_mode(settings_for, extra_args=(), prepare=None):
+    """One browser per mode, started on first use: yields `get(mode)`, which answers that browser's context.
+    Mode "control" is a plain Chromium without the extension; any other mode an ExtensionBrowser reset to
+    `settings_for(mode)`, then handed to `prepare(browser, mode)` if given. extra_args: for every browser."""
+    from playwright.sync_api import sync_playwright
+
+    started = {}
+    with sync_playwright() as driver:
+        def get(mode):
+            if mode not in started:
+                if mode == "control":
+                    plain = driver.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                   args=[*CHROMIUM_ARGS, *extra_args])
+                    started[mode] = (plain, plain.new_context())
+                else:
+                    browser = ExtensionBrowser(driver, extra_args=extra_args)
+                    browser.reset(**settings_for(mode))
+                    if prepare:
+                        prepare(browser, mode)
+                    started[mode] = (browser, browser.context)
+            return started[mode][1]
+
+        try:
+            yield get
+        finally:
+            for browser, _ in started.values():
+                browser.close()
+
+
 # ---- real user actions ------------------------------------------------------------------------
 
 def drop_file(page, selector, path, point=None):

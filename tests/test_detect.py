@@ -222,3 +222,38 @@ def test_model_rewrite_without_onnx_matches_the_onnx_packages_own():
     assert rewritten == expected
     assert [d.dim_param or d.dim_value for d in rewritten.graph.input[0].type.tensor_type.shape.dim] == \
         ["n_input.1", 3, "h_input.1", "w_input.1"]
+
+
+def test_a_face_across_a_strip_seam_is_seen_whole():
+    """A scan over MAX_SCAN_PIXELS goes in strips that overlap by STRIP_OVERLAP: a face the fine pass is
+    for (up to 2 x STRIP_OVERLAP px tall in the scan), centred just past a seam, must come out with the
+    box an unsplit scan gives it. Planted overlaps of 32 and 16 px move or lose it."""
+    det = default_detector()
+    photo = cv2.resize(skdata.coffee(), (960, 600), interpolation=cv2.INTER_LINEAR)
+    face = cv2.resize(skdata.astronaut()[40:220, 140:310], (128, 136), interpolation=cv2.INTER_AREA)
+    # at 1.5x: 1440 x 900 = 1.3 MP, two strips with a seam at x = 720 in the scan (480 in the photo);
+    # the face (~80 px tall here, ~120 in the scan) is centred 4 px (6 in the scan) past it
+    x0, y0 = 484 - 64, 240
+    photo[y0:y0 + 136, x0:x0 + 128] = face
+    scale = 1.5
+    assert 1440 * 900 > centerface.MAX_SCAN_PIXELS > 720 * 900
+    boxes, scores = det.scan(photo, scale, centerface.CANDIDATE_MIN, mirror=True)
+    whole = cv2.resize(photo, (1440, 900), interpolation=cv2.INTER_LINEAR)
+    ref_boxes, ref_scores = det._scan_piece(whole, centerface.CANDIDATE_MIN, mirror=True)
+    ref = ref_boxes[np.argmax(ref_scores)] / scale
+    assert ref[0] < 480 < ref[2] and max(ref_scores) > 0.5  # the unsplit scan sees the face across the seam
+    same = [b for b in boxes if np.abs(b - ref).max() <= 2]
+    assert same, f"unsplit {ref.round(1)}, strips {boxes.round(1)[np.argsort(-scores)][:3]}"
+
+
+def test_candidates_too_strong_for_the_mirror_to_drop_are_not_checked():
+    """MIRROR_BELOW skips the mirror for candidates it cannot drop: the mean of MIRROR_BELOW and a mirrored
+    score of 0 must still clear the fine pass's threshold (and so corroboration's). A lower MIRROR_BELOW
+    would keep, unchecked, candidates the mirror would have dropped."""
+    fine = next(p for p in centerface.DEFAULT_PASSES if p.mirror)
+    worst = np.float32(centerface.MIRROR_BELOW) / 2  # the mean with a mirrored 0, as the maps compute it
+    box = np.array([[0.0, 0, 30, 36]])
+    nothing = (np.zeros((0, 4)), np.zeros(0))
+    kept, _ = centerface.accepted([(box, np.array([worst], np.float64)), nothing],
+                                  [p.threshold for p in centerface.DEFAULT_PASSES], [1.5, 0.6])
+    assert worst >= fine.threshold and len(kept) == 1

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from adversarial import Judge, Receiver, Verdict, _pieces
-from browser import CHROMIUM, CHROMIUM_ARGS, ExtensionBrowser, chromium_available
+from browser import browsers_by_mode, chromium_available
 from camera import camera_frame, write_y4m
 from test_extension_sources import FILL, Person, closed_port
 
@@ -51,30 +51,17 @@ def receiver(frame):
 
 @pytest.fixture(scope="module")
 def browsers(shield_server, camera_args):
-    from playwright.sync_api import sync_playwright
+    def settings_for(mode):
+        port, token = (shield_server.port, shield_server.token) if mode == "paired" else (closed_port(), "x")
+        return {"color": "ff00ff", "fill": "solid", "port": port, "token": token}
 
-    started = {}
-    with sync_playwright() as driver:
-        def get(mode):
-            if mode not in started:
-                if mode == "control":
-                    plain = driver.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                   args=[*CHROMIUM_ARGS, *camera_args])
-                    started[mode] = (plain, plain.new_context())
-                else:
-                    browser = ExtensionBrowser(driver, extra_args=camera_args)
-                    port, token = ((shield_server.port, shield_server.token) if mode == "paired"
-                                   else (closed_port(), "x"))
-                    browser.reset(color="ff00ff", fill="solid", port=port, token=token)
-                    if mode.startswith("locked"):  # the parental lock, as the options page sets it
-                        browser.worker.evaluate(
-                            "async () => chrome.storage.local.set({ pin: await PhotoShieldPin.makePinRecord('2468') })")
-                    started[mode] = (browser, browser.context)
-            return started[mode][1]
+    def lock(browser, mode):
+        if mode.startswith("locked"):  # the parental lock, as the options page sets it
+            browser.worker.evaluate(
+                "async () => chrome.storage.local.set({ pin: await PhotoShieldPin.makePinRecord('2468') })")
 
+    with browsers_by_mode(settings_for, extra_args=camera_args, prepare=lock) as get:
         yield get
-        for browser, _ in started.values():
-            browser.close()
 
 
 class CameraUser(Person):

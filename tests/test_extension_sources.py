@@ -11,7 +11,7 @@ import pytest
 import skimage
 
 from adversarial import BLOCKED_EVEN_WHEN_PAIRED, PAGES, Judge, Receiver
-from browser import CHROMIUM, CHROMIUM_ARGS, ExtensionBrowser, chromium_available, drop_file, paste_image, put_on_clipboard
+from browser import browsers_by_mode, chromium_available, drop_file, paste_image, put_on_clipboard
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="needs /usr/bin/chromium")
 
@@ -47,31 +47,18 @@ def photo_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browsers(shield_server, receiver):
     """One browser per mode, started on first use."""
-    from playwright.sync_api import sync_playwright
+    def settings_for(mode):
+        settings = {"color": "ff00ff", "fill": "solid"}
+        if mode == "paired":
+            settings.update(port=shield_server.port, token=shield_server.token)
+        elif mode == "unpaired":
+            settings.update(port=shield_server.port)
+        else:
+            settings.update(port=closed_port(), token="x")
+        return settings
 
-    started = {}
-    with sync_playwright() as driver:
-        def get(mode):
-            if mode not in started:
-                if mode == "control":
-                    plain = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-                    started[mode] = (plain, plain.new_context())
-                else:
-                    browser = ExtensionBrowser(driver)
-                    settings = {"color": "ff00ff", "fill": "solid"}
-                    if mode == "paired":
-                        settings.update(port=shield_server.port, token=shield_server.token)
-                    elif mode == "unpaired":
-                        settings.update(port=shield_server.port)
-                    else:
-                        settings.update(port=closed_port(), token="x")
-                    browser.reset(**settings)
-                    started[mode] = (browser, browser.context)
-            return started[mode][1]
-
+    with browsers_by_mode(settings_for) as get:
         yield get
-        for browser, _ in started.values():
-            browser.close()
 
 
 def closed_port() -> int:

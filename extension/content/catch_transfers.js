@@ -64,13 +64,30 @@
     }
     for (const [type, value] of Object.entries(strings)) transfer.setData(type, value);
     const common = { bubbles: true, cancelable: true, composed: true };
-    const init = {
-      clientX: event.clientX, clientY: event.clientY, screenX: event.screenX, screenY: event.screenY,
-      ctrlKey: event.ctrlKey, shiftKey: event.shiftKey, altKey: event.altKey, metaKey: event.metaKey,
-    };
-    target.dispatchEvent(event.type === 'drop'
-      ? new DragEvent('drop', { ...init, ...common, dataTransfer: transfer })
-      : new ClipboardEvent('paste', { ...common, clipboardData: transfer }));
+    if (event.type === 'drop') {
+      const init = {
+        clientX: event.clientX, clientY: event.clientY, screenX: event.screenX, screenY: event.screenY,
+        ctrlKey: event.ctrlKey, shiftKey: event.shiftKey, altKey: event.altKey, metaKey: event.metaKey,
+      };
+      target.dispatchEvent(carrying(new DragEvent('drop', { ...init, ...common, dataTransfer: transfer }), 'dataTransfer', transfer));
+      return;
+    }
+    const paste = carrying(new ClipboardEvent('paste', { ...common, clipboardData: transfer }), 'clipboardData', transfer);
+    // Unless the page took the paste, the browser would now offer it as an edit: editors that read a paste
+    // there (beforeinput, inputType insertFromPaste, as Slate does) get the answered files the same way.
+    if (target.dispatchEvent(paste) && target.isContentEditable) {
+      target.dispatchEvent(carrying(new InputEvent('beforeinput',
+        { ...common, inputType: 'insertFromPaste', dataTransfer: transfer }), 'dataTransfer', transfer));
+    }
+  }
+
+  /** The event, reading `transfer` as `name`. Firefox's ClipboardEvent (and maybe other) constructors ignore
+   *  a DataTransfer handed to them and give the page an empty one: the paste would reach it with 0 files. */
+  function carrying(replayEvent, name, transfer) {
+    if (replayEvent[name] !== transfer) {
+      Object.defineProperty(replayEvent, name, { value: transfer, enumerable: true, configurable: true });
+    }
+    return replayEvent;
   }
 
   /** Takes a trusted drop/paste carrying files; true when taken. Our replays are untrusted. */

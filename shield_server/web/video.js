@@ -29,8 +29,8 @@ async function call(pageKey, method, path, body, signal) {
 }
 
 /** Where a job stands, for the page: { phase, share }. phase: "uploading" (share: of the bytes sent),
- *  "waiting" (another video goes first), "opening" (the server reads and checks the clip; no frame written
- *  yet), "protecting" (share: of the frames written). */
+ *  "waiting" (another video goes first), "opening" (the server reads and checks the clip; no frame searched
+ *  yet), "protecting" (share: of the frames decoded and searched). */
 function progressOf(status, file) {
   if (status.state === "uploading") return { phase: "uploading", share: status.received / Math.max(file.size, 1) };
   if (status.state === "queued") return { phase: "waiting", share: null };

@@ -6,13 +6,18 @@
 //   extension: a folder or a package (.zip/.xpi), installed as a temporary add-on (what about:debugging's Load
 //   Temporary Add-on does); with permanent: true, installed for good like about:addons' Install Add-on From
 //   File (Firefox then requires a signature unless prefs say {"xpinstall.signatures.required": false}).
-//   prefs: more Firefox preferences. extension "": nothing installed (the add-on comes from a policy).
-// Each scenario starts from fresh extension storage ({settings} and any other {storage} keys), in a new tab.
+//   prefs: more Firefox preferences. headless: false opens a real window (on the X display in $DISPLAY:
+//   Firefox's headless clipboard holds text only). extension "": nothing installed (the add-on comes from a policy).
+// Each scenario starts from fresh extension storage ({settings} and any other {storage} keys), in a new tab;
+// bare: true leaves storage alone (for a run with no extension installed).
 // Steps (each answers one entry of `results`):
 //   { goto: url }                               open the url in the scenario's tab
 //   { upload: selector, files: [paths] }        pick files in a file input (a real upload over WebDriver BiDi)
 //   { click: selector }                         a real mouse click
-//   { press: key }                              a real key press (on what has the focus)
+//   { press: key }                              a real key press (on what has the focus); "Control+V" holds Control
+//   { imageOnClipboard: path }                  the page writes that PNG to the clipboard (navigator.clipboard.write,
+//                                               right after a real click gave it user activation): as after copying
+//                                               an image. Needs a real window (headless: false, on Xvfb)
 //   { wheel: "js expression -> [x, y]", deltaY } a real wheel turn with the pointer at [x, y]
 //   { drag: "js expression -> [x0, y0, x1, y1]" } a real left-button drag from [x0, y0] to [x1, y1]
 //   { evaluate: "js expression" }               value of an expression in the page (promises awaited)
@@ -109,7 +114,20 @@ async function runStep(context, step) {
     return true;
   }
   if (step.press) {
-    await page.keyboard.press(step.press);
+    const keys = step.press.split('+');
+    const key = keys.pop();
+    for (const held of keys) await page.keyboard.down(held);
+    await page.keyboard.press(key);
+    for (const held of keys.reverse()) await page.keyboard.up(held);
+    return true;
+  }
+  if (step.imageOnClipboard) {
+    const png = readFileSync(step.imageOnClipboard).toString('base64');
+    await evaluate(page, `(async () => {
+      const bytes = Uint8Array.from(atob('${png}'), (c) => c.charCodeAt(0));
+      await navigator.clipboard.write([new ClipboardItem({ 'image/png': new Blob([bytes], { type: 'image/png' }) })]);
+      return true;
+    })()`);
     return true;
   }
   if (step.wheel) {
@@ -157,8 +175,8 @@ async function runScenario(browser, scenario) {
     extensionTab = null;
     return true;
   };
-  const setup = await extensionPage();
-  await setup.evaluate(async (settings, storage) => {
+  const setup = scenario.bare ? null : await extensionPage();
+  if (setup) await setup.evaluate(async (settings, storage) => {
     await chrome.storage.local.clear();
     if (chrome.storage.session) await chrome.storage.session.clear();
     await chrome.storage.local.set({ settings, ...storage });
@@ -193,7 +211,7 @@ async function main() {
     browser = await puppeteer.launch({
       browser: 'firefox',
       executablePath: FIREFOX,
-      headless: true,
+      headless: job.headless !== false,
       userDataDir: profile,
       args: ['--remote-allow-system-access'],
       extraPrefsFirefox: {

@@ -24,13 +24,21 @@ def firefox_available() -> bool:
             and (ROOT / "node_modules" / "puppeteer-core").is_dir())
 
 
+def xvfb_available() -> bool:
+    return shutil.which("xvfb-run") is not None
+
+
 def run_scenarios(scenarios: list[dict], timeout: float = 120.0, extension: Path | None = EXTENSION_DIR,
-                  permanent: bool = False, prefs: dict | None = None, launcher: tuple[str, ...] = ()) -> list[list]:
+                  permanent: bool = False, prefs: dict | None = None, launcher: tuple[str, ...] = (),
+                  window: bool = False) -> list[list]:
     """Runs the scenarios in one Firefox, in order; one list of step results per scenario.
     A step that failed answers {"error": ...} and ends its scenario. permanent, prefs: see driver.mjs;
-    extension None: installs nothing (a policy does); launcher: a command that runs the driver (its args follow)."""
+    extension None: installs nothing (a policy does); launcher: a command that runs the driver (its args follow);
+    window: a real (not headless) Firefox window on a fresh Xvfb display (xvfb-run), e.g. for an image clipboard."""
     job = {"extension": str(extension) if extension else "", "timeoutMs": int(timeout * 1000), "scenarios": scenarios,
-           "permanent": permanent, "prefs": prefs or {}}
+           "permanent": permanent, "prefs": prefs or {}, "headless": not window}
+    if window:
+        launcher = ("xvfb-run", "--auto-servernum", "--server-args=-screen 0 1280x1024x24", *launcher)
     with tempfile.NamedTemporaryFile("w", suffix=".json") as job_file:
         json.dump(job, job_file)
         job_file.flush()
