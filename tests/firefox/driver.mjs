@@ -114,7 +114,8 @@ async function runStep(context, step) {
     return true;
   }
   if (step.press) {
-    const keys = step.press.split('+');
+    // "Control+V" holds Control; a lone "+" (or "Control++") is the plus key itself.
+    const keys = step.press.split(/\+(?=.)/);
     const key = keys.pop();
     for (const held of keys) await page.keyboard.down(held);
     await page.keyboard.press(key);
