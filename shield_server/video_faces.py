@@ -13,7 +13,8 @@ frame that the camera's motion does not explain (a face that flashes by between 
 frame is then covered by the detections of every full search within HOLD frames of it (same scene only),
 each moved along the camera's motion and grown with its distance in time, plus the path between matched
 faces of the full searches around it, plus the last sighting of any face not found again since
-(LOST_HOLD), plus the glimpses within GLIMPSE_HOLD frames.
+(LOST_HOLD; at the frame's edge, EDGE_LOST_HOLD, then parked while nothing changes there), plus the glimpses
+within GLIMPSE_HOLD frames.
 """
 
 import copy
@@ -43,10 +44,15 @@ HOLD = 10  # >= DETECT_EVERY: each frame sees the detection frames before and af
 # last sighting LOST_HOLD frames; one last seen at the frame's edge (within EDGE of it, as a share of the
 # frame's short side) EDGE_LOST_HOLD frames, moving with the camera: once the frame's edge cuts its top or
 # side off, the detector no longer finds a face the viewer still sees part of. Forward only: no more
-# frames are buffered.
+# frames are buffered. After EDGE_LOST_HOLD frames such a face stays parked, held for as long as nothing
+# changes where it is (CHANGE_LEVEL, CHANGE_SHARE): someone standing half out of the picture.
 LOST_HOLD = 12
 EDGE_LOST_HOLD = 24
 EDGE = 0.02
+# A face counts as found again only by a box of at least FOUND_AGAIN_AREA of its area: a face the frame's
+# edge or something in front of it cuts is found as a smaller box around what is left, often off its middle,
+# and the earlier, whole box is still the better guess of where the face is.
+FOUND_AGAIN_AREA = 0.5
 # A held box follows the camera's motion, and grows by this fraction of its size per frame of distance
 # for the face's own motion; where the camera's motion is unknown it grows faster.
 GROW_PER_FRAME = 0.04
@@ -80,6 +86,8 @@ class FaceTimeline:
         self.detections: dict[int, list[tuple]] = {}  # frame index -> face boxes (x0, y0, x1, y1)
         self.detections_done: set[int] = set()
         self.glimpses: dict[int, list[tuple]] = {}  # frame index -> boxes glimpsed between full searches
+        self.changed: dict[int, np.ndarray] = {}  # frame index -> cells (MOTION_WIDTH / CHANGE_CELL) that changed
+        self.parked: list[tuple[tuple, int]] = []  # (box at the last frame covered, scene): lost at the edge
         self.changes = 0  # frames whose unexplained change was searched
         self.track_seconds = self.detect_seconds = 0.0  # in add() outside the detector, in the detector
         self.scene_of: dict[int, int] = {}
@@ -105,7 +113,9 @@ class FaceTimeline:
             MOTION_WIDTH * rgb.shape[0] / rgb.shape[1]), 1)), interpolation=cv2.INTER_AREA)
         if self.previous_small is not None:
             self.motion[index] = _camera_motion(self.previous_small, small, rgb.shape[1] / MOTION_WIDTH)
-        previous_small, self.previous_small = self.previous_small, small
+            self.changed[index] = _changed_cells(self.previous_small, small, self.motion[index],
+                                                 rgb.shape[1] / MOTION_WIDTH)
+        self.previous_small = small
         thumb = cv2.resize(small, (64, 36), interpolation=cv2.INTER_AREA)
         # A cut: the pictures change a lot and no camera motion explains it (a fast pan changes them too).
         if (self.previous_thumb is not None and self.motion.get(index) is None
@@ -120,7 +130,7 @@ class FaceTimeline:
         if index % DETECT_EVERY == 0:
             self._detect(item, fine=index % (DETECT_EVERY * FINE_EVERY) == 0)
         elif EVERY_FRAME and index not in self.detections_done:
-            self._glimpse(item, previous_small, small)
+            self._glimpse(item)
 
     def finish(self, last) -> None:
         """The clip ended with `last`: search it fully, so its final frames are not left to glimpses."""
@@ -143,11 +153,10 @@ class FaceTimeline:
         self.detections_done.add(item.index)
         self.faces_max = max(self.faces_max, len(faces))
 
-    def _glimpse(self, item, previous_small, small) -> None:
+    def _glimpse(self, item) -> None:
         """A small scan of the whole frame, and a full-scale search of what changed since the frame before."""
         boxes = self._find(item.rgb, self.glimpse_detector)
-        region = (_changed_region(previous_small, small, self.motion.get(item.index), item.rgb.shape)
-                  if previous_small is not None else None)
+        region = _changed_region(self.changed[item.index], item.rgb.shape) if item.index in self.changed else None
         if region is not None:
             self.changes += 1
             x0, y0, x1, y1 = region
@@ -165,8 +174,10 @@ class FaceTimeline:
         nearby = [d for d in self.detections if abs(d - index) <= HOLD and self.scene_of.get(d) == scene]
         glimpsed = [(box, g) for g, boxes in self.glimpses.items() if abs(g - index) <= GLIMPSE_HOLD
                     and self.scene_of.get(g) == scene for box in boxes]
-        boxes = self._held([(box, d) for d in nearby for box in self.detections[d]] + self._lost_faces(index)
-                           + glimpsed, index)
+        lost = self._lost_faces(index)
+        boxes = self._held([(box, d) for d in nearby for box in self.detections[d]] + lost + glimpsed, index)
+        boxes += self._parked_boxes(index, [held for held, (_, d) in zip(self._held(lost, index), lost)
+                                            if index - d == EDGE_LOST_HOLD])
         before = [d for d in nearby if d <= index]
         after = [d for d in nearby if d >= index]
         if before and after and max(before) != min(after):
@@ -176,6 +187,17 @@ class FaceTimeline:
                 boxes.append(tuple(pa + (pb - pa) * share for pa, pb in zip(a, b)))
         return boxes
 
+    def _parked_boxes(self, index: int, parking: list[tuple]) -> list[tuple]:
+        """The boxes of the faces parked at the frame's edge that are still there at frame index, after parking
+        those whose EDGE_LOST_HOLD ends at it (`parking`, boxes at frame index)."""
+        scene, still = self.scene_of[index], []
+        for box, parked_scene in self.parked:
+            moved = _moved(box, self.motion.get(index))
+            if parked_scene == scene and not _changed_at(moved, self.changed.get(index), self.shape):
+                still.append((moved, scene))
+        self.parked = still + [(box, scene) for box in parking]
+        return [box for box, _ in self.parked]
+
     def forget(self, index: int) -> None:
         """Frame `index` is written: drop what no later frame's boxes need."""
         kept = max(HOLD, LOST_HOLD, EDGE_LOST_HOLD)
@@ -184,6 +206,7 @@ class FaceTimeline:
         self.glimpses.pop(index - GLIMPSE_HOLD, None)
         self.scene_of.pop(index - kept - 1, None)
         self.motion.pop(index - kept, None)
+        self.changed.pop(index - kept, None)
 
     def _held(self, pairs: list[tuple[tuple, int]], index: int) -> list[tuple]:
         """Boxes of (box, frame found at) pairs, moved to frame index along the camera's motion and grown with
@@ -210,7 +233,7 @@ class FaceTimeline:
                 at_edge = min(box[0], box[1], width - box[2], height - box[3]) <= edge
                 if index - d > (EDGE_LOST_HOLD if at_edge else LOST_HOLD):
                     continue
-                if not any(_matches([_moved(box, motion)], self.detections[k]) for k, motion in motion_to.items()):
+                if not any(_found_again(_moved(box, motion), self.detections[k]) for k, motion in motion_to.items()):
                     lost.append((box, d))
         return lost
 
@@ -252,12 +275,10 @@ def _with_passes(detector, passes):
     return version
 
 
-def _changed_region(previous: np.ndarray, current: np.ndarray, motion: np.ndarray | None,
-                    shape: tuple) -> tuple[int, int, int, int] | None:
-    """The box (full-size pixels) around the cells of `current` (a small grey frame) that differ from
-    `previous` moved along the camera's `motion`, or None when nothing changed that way."""
-    height, width = shape[:2]
-    scale = width / current.shape[1]
+def _changed_cells(previous: np.ndarray, current: np.ndarray, motion: np.ndarray | None,
+                   scale: float) -> np.ndarray:
+    """Which CHANGE_CELL cells of `current` (a small grey frame, `scale` times smaller than the full one)
+    differ from `previous` moved along the camera's `motion` (full-size pixels)."""
     matrix = np.eye(3)[:2] if motion is None else motion[:2].copy()
     matrix[:, 2] /= scale
     size = (current.shape[1], current.shape[0])
@@ -268,13 +289,27 @@ def _changed_region(previous: np.ndarray, current: np.ndarray, motion: np.ndarra
     rows, cols = -(-size[1] // CHANGE_CELL), -(-size[0] // CHANGE_CELL)
     padded = np.zeros((rows * CHANGE_CELL, cols * CHANGE_CELL), np.float32)
     padded[:size[1], :size[0]] = differs
-    cells = padded.reshape(rows, CHANGE_CELL, cols, CHANGE_CELL).mean(axis=(1, 3)) >= CHANGE_SHARE
+    return padded.reshape(rows, CHANGE_CELL, cols, CHANGE_CELL).mean(axis=(1, 3)) >= CHANGE_SHARE
+
+
+def _changed_region(cells: np.ndarray, shape: tuple) -> tuple[int, int, int, int] | None:
+    """The box (full-size pixels) around the changed cells, grown by a cell, or None when none changed."""
     if not cells.any():
         return None
+    height, width = shape[:2]
     ys, xs = np.nonzero(cells)
-    cell = CHANGE_CELL * scale
+    cell = CHANGE_CELL * width / MOTION_WIDTH
     return (max(int((xs.min() - 1) * cell), 0), max(int((ys.min() - 1) * cell), 0),
             min(int((xs.max() + 2) * cell), width), min(int((ys.max() + 2) * cell), height))
+
+
+def _changed_at(box: tuple, cells: np.ndarray | None, shape: tuple) -> bool:
+    """Whether any changed cell lies under the box (full-size pixels); True when the change is unknown."""
+    if cells is None:
+        return True
+    cell = CHANGE_CELL * shape[1] / MOTION_WIDTH
+    x0, y0 = max(int(box[0] // cell), 0), max(int(box[1] // cell), 0)
+    return bool(cells[y0:max(int(-(-box[3] // cell)), y0), x0:max(int(-(-box[2] // cell)), x0)].any())
 
 
 MOTION_SEED = 0
@@ -311,6 +346,14 @@ def _grow(box: tuple, fraction: float) -> tuple:
     x0, y0, x1, y1 = box
     dx, dy = (x1 - x0) * fraction, (y1 - y0) * fraction
     return (x0 - dx, y0 - dy, x1 + dx, y1 + dy)
+
+
+def _found_again(box: tuple, later: list[tuple]) -> bool:
+    return any(_area(found) >= FOUND_AGAIN_AREA * _area(box) for _, found in _matches([box], later))
+
+
+def _area(box: tuple) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def _matches(first: list[tuple], second: list[tuple]) -> list[tuple[tuple, tuple]]:

@@ -29,16 +29,20 @@ COVER = b"\xff\xd8\xff\xe0" + b"cover art of the family " * 20
 
 
 def upright_frames(frames: int, cut_at: int | None = None, travel: tuple[int, int] = (-60, 80),
-                   stop_at: int | None = None):
+                   stop_at: int | None = None, gone_at: int | None = None):
     """(frame, face box) pairs: the photo slides from left to right over a grey background, its left edge
     from travel[0] to travel[1] px (the face leaves the frame from about 200; with stop_at, it gets there
-    at that frame and stays). From frame cut_at on, a hard cut to a photo of coffee with no face (box None)."""
+    at that frame and stays). From frame cut_at on, a hard cut to a photo of coffee with no face (box None);
+    from frame gone_at on, the photo is gone from the grey background (box None)."""
     photo = cv2.resize(data.astronaut(), (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
     coffee = cv2.resize(data.coffee(), (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
     scale = FACE_SIZE / 512
     for i in range(frames):
         if cut_at is not None and i >= cut_at:
             yield coffee, None
+            continue
+        if gone_at is not None and i >= gone_at:
+            yield np.full((HEIGHT, WIDTH, 3), 90, np.uint8), None
             continue
         moving = frames - 1 if stop_at is None else stop_at
         x = travel[0] + round(min(i, moving) * (travel[1] - travel[0]) / max(moving, 1))
@@ -51,7 +55,8 @@ def upright_frames(frames: int, cut_at: int | None = None, travel: tuple[int, in
 
 def make_clip(path: Path, frames: int = 24, fps: int = 12, rotation: int = 0, audio: bool = True,
               metadata: bool = True, faststart: bool = False, container: str = "mp4", codec: str = "libx264",
-              cut_at: int | None = None, travel: tuple[int, int] = (-60, 80), stop_at: int | None = None):
+              cut_at: int | None = None, travel: tuple[int, int] = (-60, 80), stop_at: int | None = None,
+              gone_at: int | None = None):
     """Writes the clip; returns the face box of each frame, in displayed (upright) pixels. rotation=90 stores
     each frame turned clockwise with a display matrix that turns it back (as a phone held upright does)."""
     options = {"movflags": "+faststart+use_metadata_tags"} if container == "mp4" and faststart else (
@@ -76,7 +81,7 @@ def make_clip(path: Path, frames: int = 24, fps: int = 12, rotation: int = 0, au
             stream.metadata["handler_name"] = VIDEO_HANDLER
             if sound is not None:
                 sound.metadata.update({"handler_name": AUDIO_HANDLER, "language": AUDIO_LANGUAGE})
-        for canvas, box in upright_frames(frames, cut_at, travel, stop_at=stop_at):
+        for canvas, box in upright_frames(frames, cut_at, travel, stop_at=stop_at, gone_at=gone_at):
             stored_pixels = np.ascontiguousarray(np.rot90(canvas, k=-rotation // 90))
             for packet in stream.encode(av.VideoFrame.from_ndarray(stored_pixels, format="rgb24")):
                 out.mux(packet)
