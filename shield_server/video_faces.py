@@ -45,7 +45,8 @@ HOLD = 10  # >= DETECT_EVERY: each frame sees the detection frames before and af
 # frame's short side) EDGE_LOST_HOLD frames, moving with the camera: once the frame's edge cuts its top or
 # side off, the detector no longer finds a face the viewer still sees part of. Forward only: no more
 # frames are buffered. After EDGE_LOST_HOLD frames such a face stays parked, held for as long as nothing
-# changes where it is (CHANGE_LEVEL, CHANGE_SHARE): someone standing half out of the picture.
+# changes where it is (CHANGE_LEVEL, CHANGE_SHARE), counted from the first full search that missed it:
+# someone standing half out of the picture.
 LOST_HOLD = 12
 EDGE_LOST_HOLD = 24
 EDGE = 0.02
@@ -176,8 +177,8 @@ class FaceTimeline:
                     and self.scene_of.get(g) == scene for box in boxes]
         lost = self._lost_faces(index)
         boxes = self._held([(box, d) for d in nearby for box in self.detections[d]] + lost + glimpsed, index)
-        boxes += self._parked_boxes(index, [held for held, (_, d) in zip(self._held(lost, index), lost)
-                                            if index - d == EDGE_LOST_HOLD])
+        boxes += self._parked_boxes(index, [held for held, (box, d) in zip(self._held(lost, index), lost)
+                                            if index - d == EDGE_LOST_HOLD and self._still_since_missed(box, d, index)])
         before = [d for d in nearby if d <= index]
         after = [d for d in nearby if d >= index]
         if before and after and max(before) != min(after):
@@ -197,6 +198,15 @@ class FaceTimeline:
                 still.append((moved, scene))
         self.parked = still + [(box, scene) for box in parking]
         return [box for box, _ in self.parked]
+
+    def _still_since_missed(self, box: tuple, d: int, index: int) -> bool:
+        """Whether nothing changed under the box found at frame d (held, so moving with the camera and growing)
+        from the first full search that missed it to frame index. Before that search, a change is the face
+        settling at the edge as often as it is the face leaving; in doubt, the face stays covered (a box left
+        over a still background until something moves there costs collateral, not a leak)."""
+        missed = min((k for k in self.detections if k > d), default=index)
+        return not any(_changed_at(self._held([(box, d)], k)[0], self.changed.get(k), self.shape)
+                       for k in range(missed, index + 1))
 
     def forget(self, index: int) -> None:
         """Frame `index` is written: drop what no later frame's boxes need."""

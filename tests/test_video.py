@@ -180,13 +180,18 @@ def test_face_parked_at_the_edge_held_while_it_stays(tmp_path, stop_x, stop_at):
 
 
 def test_parked_face_let_go_when_its_place_changes(tmp_path):
-    """Once the photo leaves, the parked box goes with it: the frames after are left untouched."""
+    """Once the photo leaves, the parked box goes with it. A sighting of the sliver just before it left is
+    still held EDGE_LOST_HOLD frames: the frames after that are left untouched. It leaves at a full search,
+    which misses it: a face that leaves between its last sighting and that search is kept parked by design
+    (in doubt, covered; docs/VIDEO.md)."""
     source, out = tmp_path / "gone.mp4", tmp_path / "out.mp4"
-    truth = make_clip(source, frames=60, audio=False, travel=(150, 226), stop_at=12, gone_at=48)
+    gone_at = 8 * video_faces.DETECT_EVERY
+    truth = make_clip(source, frames=gone_at + video_faces.EDGE_LOST_HOLD + 8, audio=False, travel=(150, 226),
+                      stop_at=12, gone_at=gone_at)
     protect_video(source, out, MAGENTA_OPTIONS)
     frames = decode_frames(out)
-    assert min(magenta_share(rgb, box) for rgb, box in zip(frames[:48], truth)) >= 0.95
-    assert max(magenta_share(rgb, None) for rgb in frames[48 + video_faces.GLIMPSE_HOLD + 1:]) == 0
+    assert min(magenta_share(rgb, box) for rgb, box in zip(frames[:gone_at], truth)) >= 0.95
+    assert max(magenta_share(rgb, None) for rgb in frames[gone_at + video_faces.EDGE_LOST_HOLD:]) == 0
 
 
 def test_scene_cut_ends_the_hold(tmp_path, monkeypatch):
