@@ -35,9 +35,11 @@ DETECT_EVERY = 5
 # between scan at LIGHT_UPSCALE instead. Small faces are far away and move few pixels, so the held boxes
 # cover them between fine frames; larger faces are found at every detection frame. Every 4th (every 12th
 # frame, with DETECT_EVERY=3 then) rather than every 2nd: the same tracks >= 32 px protected in every frame
-# on faces-dev's clips, and 4-10% more frames/s (docs/BENCHMARKS.md, video round 4).
-FINE_EVERY = 4
-LIGHT_UPSCALE = 1.0
+# on faces-dev's clips, and 4-10% more frames/s (docs/BENCHMARKS.md, video round 4). Every 6th (every 30th
+# frame) with the light scans at 0.75x: 13-16% more frames/s for the same tracks >= 32 px, a few more
+# face-frames under 64 px left to the holds (round 6).
+FINE_EVERY = 6
+LIGHT_UPSCALE = 0.75
 HOLD = 10  # >= DETECT_EVERY: each frame sees the detection frames before and after it, and more; also the
 # look-ahead, so HOLD frames are buffered (~27 MB at 720p, ~250 MB at 4K)
 # A face not found again at a later detection frame (turning, covered, leaving) is held forward from its
@@ -50,10 +52,10 @@ HOLD = 10  # >= DETECT_EVERY: each frame sees the detection frames before and af
 LOST_HOLD = 12
 EDGE_LOST_HOLD = 24
 EDGE = 0.02
-# A face counts as found again only by a box of at least FOUND_AGAIN_AREA of its area: a face the frame's
-# edge or something in front of it cuts is found as a smaller box around what is left, often off its middle,
-# and the earlier, whole box is still the better guess of where the face is.
-FOUND_AGAIN_AREA = 0.5
+# A face counts as found again only by a box that covers at least FOUND_AGAIN_COVER of its box (moved with
+# the camera): a face the frame's edge or something in front of it cuts is found as a smaller box around
+# what is left, often off its middle, and the earlier, whole box is still the better guess of where it is.
+FOUND_AGAIN_COVER = 0.5
 # A held box follows the camera's motion, and grows by this fraction of its size per frame of distance
 # for the face's own motion; where the camera's motion is unknown it grows faster.
 GROW_PER_FRAME = 0.04
@@ -359,11 +361,12 @@ def _grow(box: tuple, fraction: float) -> tuple:
 
 
 def _found_again(box: tuple, later: list[tuple]) -> bool:
-    return any(_area(found) >= FOUND_AGAIN_AREA * _area(box) for _, found in _matches([box], later))
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return any(_overlap(box, found) >= FOUND_AGAIN_COVER * area for found in later)
 
 
-def _area(box: tuple) -> float:
-    return (box[2] - box[0]) * (box[3] - box[1])
+def _overlap(a: tuple, b: tuple) -> float:
+    return max(min(a[2], b[2]) - max(a[0], b[0]), 0) * max(min(a[3], b[3]) - max(a[1], b[1]), 0)
 
 
 def _matches(first: list[tuple], second: list[tuple]) -> list[tuple[tuple, tuple]]:
