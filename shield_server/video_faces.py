@@ -4,6 +4,7 @@
     faces = FaceTimeline()
     faces.add(picture, previous_picture)    # every decoded frame, in order: camera motion, cuts, detection
     faces.boxes_for(index)                   # once frame `index` is HOLD frames old: the boxes covering it
+                                             # (every frame once, in order: parked faces carry over)
     faces.forget(index)                      # after it is written: drop what no later frame needs
 
 Something looks at every frame. The full search (the photo detector plus a 0.3x pass) runs on every
