@@ -38,7 +38,7 @@ DETECT_EVERY = 5
 # frame, with DETECT_EVERY=3 then) rather than every 2nd: the same tracks >= 32 px protected in every frame
 # on faces-dev's clips, and 4-10% more frames/s (docs/BENCHMARKS.md, video round 4). Every 6th (every 30th
 # frame) with the light scans at 0.75x: 13-16% more frames/s for the same tracks >= 32 px, a few more
-# face-frames under 64 px left to the holds (round 6).
+# face-frames of 32-64 px left to the holds (round 6).
 FINE_EVERY = 6
 LIGHT_UPSCALE = 0.75
 HOLD = 10  # >= DETECT_EVERY: each frame sees the detection frames before and after it, and more; also the
