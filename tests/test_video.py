@@ -170,7 +170,8 @@ def test_face_stopped_at_the_edge_held_while_part_of_it_shows(tmp_path):
 def test_face_parked_at_the_edge_held_while_it_stays(tmp_path, stop_x, stop_at):
     """A sliver of a face parked at the right edge for 3.5-4 s: the detector finds it rarely or never, and when
     it does, often as a small box off its middle. It stays covered to the end: the whole box of its last
-    full sighting is held (a smaller sighting does not replace it), then parked while nothing changes there.
+    full sighting is held (a sighting covering less than half of it does not replace it), then parked while
+    nothing changes there.
     The x264 pictures differ a little from run to run, so three parkings are tried."""
     source, out = tmp_path / "parked.mp4", tmp_path / "out.mp4"
     truth = make_clip(source, frames=60, audio=False, travel=(150, stop_x), stop_at=stop_at)
