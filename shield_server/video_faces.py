@@ -179,8 +179,9 @@ class FaceTimeline:
         glimpsed = [(box, g) for g, boxes in self.glimpses.items() if abs(g - index) <= GLIMPSE_HOLD
                     and self.scene_of.get(g) == scene for box in boxes]
         lost = self._lost_faces(index)
-        boxes = self._held([(box, d) for d in nearby for box in self.detections[d]] + lost + glimpsed, index)
-        boxes += self._parked_boxes(index, [held for held, (box, d) in zip(self._held(lost, index), lost)
+        held_lost = self._held(lost, index)
+        boxes = self._held([(box, d) for d in nearby for box in self.detections[d]] + glimpsed, index) + held_lost
+        boxes += self._parked_boxes(index, [held for held, (box, d) in zip(held_lost, lost)
                                             if index - d == EDGE_LOST_HOLD and self._still_since_missed(box, d, index)])
         before = [d for d in nearby if d <= index]
         after = [d for d in nearby if d >= index]
