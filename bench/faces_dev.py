@@ -109,29 +109,39 @@ def bench_cli(data: Path, out: Path, jobs: int) -> None:
               f"Photo Shield / deface median: {np.median(totals) / np.median(deface):.2f}")
 
 
+def run_detectors(data: Path, recs: list[dict], detectors: dict, clock=time.perf_counter) -> tuple[dict, dict, dict]:
+    """Each detector on each photo in turn (so all see the same load): per detector, the seconds by `clock`,
+    the boxes made whole pixels as the pipeline makes them, and the pipeline's head masks of those boxes
+    (so the masks are the contract run's)."""
+    import cv2
+
+    from shield_server import redact
+    from shield_server.pipeline import _to_face
+
+    times, boxes, masks = ({name: [] for name in detectors} for _ in range(3))
+    for rec in recs:
+        rgb = cv2.cvtColor(cv2.imread(str(data / rec["file"])), cv2.COLOR_BGR2RGB)
+        height, width = rgb.shape[:2]
+        for name, det in detectors.items():
+            t = clock()
+            found = [_to_face(d, width, height).box for d in det.detect(rgb)]
+            times[name].append(clock() - t)
+            boxes[name].append(found)
+            masks[name].append(redact.head_mask(found, redact.DEFAULT_MARGIN, width, height))
+    return times, boxes, masks
+
+
 def bench_quick(data: Path, versus_round2: bool = False) -> None:
     """Detector only, in-process; the same scoring rules as score.py on an in-memory magenta mask.
     versus_round2: the round 2 detector (no mirror check, fine threshold 0.2) runs on each photo too,
     alternately, so both are timed under the same load."""
-    import cv2
-
-    from shield_server import redact
     from shield_server.detect import centerface, default_detector
-    from shield_server.pipeline import _to_face
 
     detectors = {"shipped": default_detector()}
     if versus_round2:
         detectors["round 2"] = centerface.CenterFace(passes=(centerface.Pass(1.5, 0.2, 3.0e6), centerface.Pass(0.6, 0.5, 1.2e6)))
     recs = load(data)
-    times, painted = {k: [] for k in detectors}, {k: [] for k in detectors}
-    for rec in recs:
-        rgb = cv2.cvtColor(cv2.imread(str(data / rec["file"])), cv2.COLOR_BGR2RGB)
-        for name, det in detectors.items():
-            t = time.perf_counter()
-            # Boxes made whole pixels as the pipeline makes them, so the masks are the contract run's.
-            boxes = [_to_face(d, rgb.shape[1], rgb.shape[0]).box for d in det.detect(rgb)]
-            times[name].append(time.perf_counter() - t)
-            painted[name].append(redact.head_mask(boxes, redact.DEFAULT_MARGIN, rgb.shape[1], rgb.shape[0]))
+    times, _, painted = run_detectors(data, recs, detectors)
     for name in detectors:
         print(name)
         for part_name, part in (("all", recs),) + tuple(halves(recs).items()):

@@ -4,7 +4,9 @@
   python bench/large_photo.py                  # 3 and 12 MP synthetic photos (bench/faces_dev.py), each
                                                # through a fresh `shield serve` on loopback: 1 warm-up
                                                # request, then 5 timed; the server's peak RSS (VmHWM),
-                                               # its RSS when ready and after each photo
+                                               # its RSS when ready and after each photo; deface 1.5 on
+                                               # the same photo after it (deface_s, its median per photo
+                                               # with its model loaded) when bench/out/deface-venv exists
   python bench/large_photo.py --in-process     # the same photos through protect() in a fresh process
   python bench/large_photo.py --mp 12 --requests 3
   python bench/large_photo.py --edits          # a person's review: each round a photo the server has not
@@ -67,19 +69,25 @@ def through_server(mp: float, requests: int) -> dict:
             ready = rss_mb(server.pid, "VmRSS")
             for i in range(requests + 1):
                 t = time.perf_counter()
-                reply = server.request("POST", QUERY, body=photo, headers={"Content-Type": "image/jpeg"}, timeout=120)
+                # Other bytes each time: the same original again would reuse its faces (face_cache.py).
+                reply = server.request("POST", QUERY, body=with_comment(photo, i),
+                                       headers={"Content-Type": "image/jpeg"}, timeout=120)
                 wall = time.perf_counter() - t
                 if reply.status != 200 or not reply.body.startswith(b"\xff\xd8\xff"):
                     raise RuntimeError(f"protect failed: {reply!r}\n{server.output_tail()}")
                 report = json.loads(reply.headers["X-Shield-Report"])
+                if report["detections_reused"]:
+                    raise RuntimeError("the server reused the faces of an earlier request: not a first protection")
                 after.append(rss_mb(server.pid, "VmRSS"))
                 if i:  # the first request is the warm-up
                     walls.append(wall)
                     stages.append(report["timings_ms"])
-            return {**summary(mp, (w, h), walls, stages, report["faces"], rss_mb(server.pid), len(reply.body)),
-                    "ready_rss_mb": ready, "rss_after_each_mb": after}
+            result = {**summary(mp, (w, h), walls, stages, report["faces"], rss_mb(server.pid), len(reply.body)),
+                      "ready_rss_mb": ready, "rss_after_each_mb": after}
         finally:
             server.stop()
+    result["deface_s"] = deface_seconds(photo, requests)
+    return result
 
 
 def with_comment(jpeg: bytes, n: int) -> bytes:
