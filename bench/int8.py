@@ -96,12 +96,15 @@ def quantise(blobs: list[np.ndarray], method: str, float_to: int, folder: Path) 
     return folder / "q.onnx"
 
 
-def quantised_detector(path: Path, name: str):
+def quantised_detector(path: Path, name: str, fine_threshold: float | None = None):
     import onnxruntime
 
     from shield_server.detect import centerface as cf
 
-    detector = cf.CenterFace(name=name)
+    fine, coarse = cf.DEFAULT_PASSES
+    if fine_threshold is not None:
+        fine = cf.Pass(fine.upscale, fine_threshold, fine.max_pixels, fine.mirror)
+    detector = cf.CenterFace(passes=(fine, coarse), name=name)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.log_severity_level, options.enable_mem_pattern = 1, 3, False
     detector._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -144,6 +147,8 @@ def main() -> None:
     ap.add_argument("--method", nargs="+", default=["MinMax"], choices=["MinMax", "Percentile", "Entropy"])
     ap.add_argument("--float-to", type=int, nargs="+", default=[5],
                     help="variants: the graph's first N nodes left in float (0: all quantised)")
+    ap.add_argument("--fine-threshold", type=float, nargs="+", default=[0],
+                    help="variants: the fine pass's threshold for the quantised model (0: the shipped one)")
     ap.add_argument("--every", type=int, default=1, help="compare on every Nth photo only")
     ap.add_argument("--cli-copy", type=Path, help="with one variant: write a shield_server copy that loads it")
     args = ap.parse_args()
@@ -160,7 +165,9 @@ def main() -> None:
                 folder = Path(tmp) / f"{method}-{float_to}"
                 folder.mkdir()
                 path = quantise(blobs, method, float_to, folder)
-                detectors[label] = quantised_detector(path, "int8")
+                for threshold in args.fine_threshold:
+                    detectors[label + (f", fine pass threshold {threshold}" if threshold else "")] = \
+                        quantised_detector(path, "int8", threshold or None)
         if args.cli_copy:
             cli_copy(path, args.cli_copy)
         compare(args.data, recs[::args.every], detectors)
