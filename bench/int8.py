@@ -7,12 +7,13 @@
       # then: SHIELD_INT8_MODEL=/tmp/int8code/q.onnx python bench/cli_speed.py --variant 'int8|/tmp/int8code|'
 
 Needs the bench extras in the venv, for onnxruntime.quantization: `pip install onnx "ml_dtypes<0.6"` (newer
-ml_dtypes pull numpy 2, which the product's numpy<2 pin excludes). Static
-quantisation (QDQ, per-channel int8 weights, uint8 activations) of the model as the product loads it; the
-activation ranges come from one CROP px crop per photo and pass (the photo resized as that pass scans it).
-`--float-to N` leaves the graph's first N nodes in float (5: the first block, i.e. the 3 px convolution on
-the pixels, the depthwise one and its projection, with their ReLUs). The quantised model and its ranges go to a temporary folder (or --cli-copy's), never into
-the repository.
+ml_dtypes pull numpy 2, which the product's numpy<2 pin excludes).
+
+Static quantisation (QDQ, per-channel int8 weights, uint8 activations) of the model as the product loads it;
+the activation ranges come from one CROP px crop per photo and pass (the photo resized as that pass scans
+it). `--float-to N` leaves the graph's first N nodes in float (5: the first block, i.e. the 3 px convolution
+on the pixels, the depthwise one and its projection, with their ReLUs). The quantised model and its ranges
+go to a temporary folder (or --cli-copy's), never into the repository.
 
 The product's detector (passes, strips, mirror crops, rules) runs on every photo with each model in turn,
 with one ONNX Runtime thread (the CLI workers' setting); CPU time by `time.thread_time`; masks scored with
