@@ -67,13 +67,7 @@ def int8_session(det: cf.CenterFace):
         feature = made_by[made_by["535"].input[0]] if made_by["535"].op_type == "Relu" else made_by["535"]
         exclude = [convs[0].name, feature.name] + [h.name for h in heads]
 
-    def blob(rgb):
-        h, w = rgb.shape[:2]
-        b = np.zeros((1, 3, -(-h // 32) * 32, -(-w // 32) * 32), np.float32)
-        b[0, :, :h, :w] = rgb.transpose(2, 0, 1)
-        return b
-
-    photos = [blob(cv2.resize(getattr(skdata, n)(), None, fx=f, fy=f))
+    photos = [cf.network_input(cv2.resize(getattr(skdata, n)(), None, fx=f, fy=f))
               for n in ("astronaut", "coffee", "chelsea", "rocket") for f in (0.6, 1.5)]
 
     class Photos(CalibrationDataReader):
@@ -109,11 +103,9 @@ def build(data: Path) -> None:
         arrays, t = {}, time.perf_counter()
         for key, p in SCALES.items():
             scale = p.scale_for(w, h)
-            sw, sh = max(int(round(w * scale)), 1), max(int(round(h * scale)), 1)
-            resized = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-            ph, pw = -(-sh // cf.SIZE_STEP) * cf.SIZE_STEP, -(-sw // cf.SIZE_STEP) * cf.SIZE_STEP
-            blob = np.zeros((1, 3, ph, pw), np.float32)
-            blob[0, :, :sh, :sw] = resized.transpose(2, 0, 1)
+            resized = cf.resized_for_scan(rgb, scale)
+            sh, sw = resized.shape[:2]
+            blob = cf.network_input(resized)
             for flip, b in (("", blob), ("_m", np.ascontiguousarray(blob[..., ::-1]))):
                 heat, size, off = det._session.run(list(cf.OUTPUTS), {det._input: b})
                 maps = np.concatenate([heat[0], size[0], off[0]])  # 5 x ph/4 x pw/4

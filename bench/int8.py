@@ -53,9 +53,7 @@ def calibration_blobs(data: Path, recs: list[dict], seed: int = 1) -> list[np.nd
         rgb = cv2.cvtColor(cv2.imread(str(data / rec["file"])), cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
         for p in cf.DEFAULT_PASSES:
-            s = p.scale_for(w, h)
-            scan = cv2.resize(rgb, (max(round(w * s), 1), max(round(h * s), 1)),
-                              interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+            scan = cf.resized_for_scan(rgb, p.scale_for(w, h))
             sh, sw = scan.shape[:2]
             y, x = rng.integers(0, max(sh - CROP, 0) + 1), rng.integers(0, max(sw - CROP, 0) + 1)
             piece = scan[y:y + CROP, x:x + CROP]

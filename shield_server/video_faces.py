@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from shield_server.detect import default_detector
+from shield_server.detect.base import intersection
 
 # A full search every 5th frame, each held 10 frames each way (round 5): the misses on faces-dev's clips are
 # frames where CenterFace does not find a face it finds a few frames away, so what a longer interval loses is
@@ -363,12 +364,10 @@ def _grow(box: tuple, fraction: float) -> tuple:
 
 
 def _found_again(box: tuple, later: list[tuple]) -> bool:
+    if not later:
+        return False
     area = (box[2] - box[0]) * (box[3] - box[1])
-    return any(_overlap(box, found) >= FOUND_AGAIN_COVER * area for found in later)
-
-
-def _overlap(a: tuple, b: tuple) -> float:
-    return max(min(a[2], b[2]) - max(a[0], b[0]), 0) * max(min(a[3], b[3]) - max(a[1], b[1]), 0)
+    return bool((intersection(np.asarray(box, float), np.asarray(later, float)) >= FOUND_AGAIN_COVER * area).any())
 
 
 def _matches(first: list[tuple], second: list[tuple]) -> list[tuple[tuple, tuple]]:

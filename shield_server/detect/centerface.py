@@ -111,9 +111,8 @@ class CenterFace:
     def scan(self, rgb: np.ndarray, scale: float, threshold: float, mirror: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (N x 4, in the photo's pixels) and scores of faces found with the photo resized by scale.
         A resized photo over MAX_SCAN_PIXELS is scanned in overlapping strips, which bounds memory."""
-        height, width = rgb.shape[:2]
-        sw, sh = max(int(round(width * scale)), 1), max(int(round(height * scale)), 1)
-        resized = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        resized = resized_for_scan(rgb, scale)
+        sh, sw = resized.shape[:2]
         strips = -(-sw * sh // MAX_SCAN_PIXELS)
         along = [0, 2] if sw >= sh else [1, 3]  # strips split the long side
         boxes, scores = [], []
@@ -133,9 +132,7 @@ class CenterFace:
 
     def _scan_piece(self, rgb: np.ndarray, threshold: float, mirror: bool = False) -> tuple[np.ndarray, np.ndarray]:
         sh, sw = rgb.shape[:2]
-        ph, pw = -(-sh // SIZE_STEP) * SIZE_STEP, -(-sw // SIZE_STEP) * SIZE_STEP
-        blob = np.zeros((1, 3, ph, pw), np.float32)
-        blob[0, :, :sh, :sw] = rgb.transpose(2, 0, 1)
+        blob = network_input(rgb)
         maps = self._maps(blob)
         if mirror:
             self._average_mirrored(blob, maps)
@@ -173,6 +170,21 @@ class CenterFace:
             seen[y:y + h, x:x + w] += 1
         done = seen > 0
         maps[:, done] = (maps[:, done] + total[:, done] / seen[done]) / 2
+
+
+def resized_for_scan(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """The photo as a pass at `scale` scans it (area-averaged when shrinking)."""
+    height, width = rgb.shape[:2]
+    size = (max(int(round(width * scale)), 1), max(int(round(height * scale)), 1))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def network_input(rgb: np.ndarray) -> np.ndarray:
+    """The picture as the network takes it: 1 x 3 x H x W float32, zero-padded to the 32 px grid."""
+    sh, sw = rgb.shape[:2]
+    blob = np.zeros((1, 3, -(-sh // SIZE_STEP) * SIZE_STEP, -(-sw // SIZE_STEP) * SIZE_STEP), np.float32)
+    blob[0, :, :sh, :sw] = rgb.transpose(2, 0, 1)
+    return blob
 
 
 def _decode(maps: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
