@@ -17,7 +17,8 @@ go to a temporary folder (or --cli-copy's), never into the repository.
 
 The product's detector (passes, strips, mirror crops, rules) runs on every photo with each model in turn,
 with one ONNX Runtime thread (the CLI workers' setting); CPU time by `time.thread_time`; masks scored with
-score.py's rules on each half (as `faces_dev.py --quick`). `--cli-copy DIR` also writes a copy of
+score.py's rules on each half (as `faces_dev.py --quick`). Per half, the final boxes are
+compared with fp32's too: kept, or found by one model only, near an annotated face or away from faces. `--cli-copy DIR` also writes a copy of
 shield_server whose detector loads the quantised model, for the whole-CLI bench.
 """
 
@@ -120,9 +121,43 @@ def compare(data: Path, recs: list[dict], detectors: dict) -> dict:
         row["cpu_ms_median"] = round(1000 * float(np.median(times[name])))
         row["cpu_vs_first"] = round(float(np.sum(times[name]) / np.sum(times[base])), 3)
         row["same_boxes"] = sum(sorted(a) == sorted(b) for a, b in zip(boxes[name], boxes[base]))
+        row.update(box_changes(recs, boxes[base], boxes[name]))
         results[name] = row
         print(name, json.dumps(row), flush=True)
     return results
+
+
+def box_changes(recs: list[dict], before: list, after: list) -> dict:
+    """How the final boxes changed, per half: boxes found by both (IoU > 0.5) and the median ratio of their
+    heights, then the boxes found by one only, split into those centred near an annotated face or ignore
+    region (within half its size, score.py's collateral margin) and those away from every face."""
+    from shield_server.detect.base import iou
+
+    def near_face(rec, box):
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        return any(x - w / 2 <= cx <= x + 1.5 * w and y - h / 2 <= cy <= y + 1.5 * h
+                   for x, y, w, h in rec["faces"] + rec.get("ignore", []))
+
+    changes = {}
+    for h, part in halves(recs).items():
+        heights, lost, new = [], [0, 0], [0, 0]  # [near a face, away from faces]
+        for rec, a, b in ((r, np.array(x, float).reshape(-1, 4), np.array(y, float).reshape(-1, 4))
+                          for r, x, y in zip(recs, before, after) if r in part):
+            matched = set()
+            for box in a:
+                overlap = iou(box, b) if len(b) else np.zeros(0)
+                if len(b) and overlap.max() > 0.5:
+                    j = int(overlap.argmax())
+                    matched.add(j)
+                    heights.append((b[j, 3] - b[j, 1]) / (box[3] - box[1]))
+                else:
+                    lost[not near_face(rec, box)] += 1
+            for j, box in enumerate(b):
+                if j not in matched:
+                    new[not near_face(rec, box)] += 1
+        changes[h + "_boxes"] = {"both": len(heights), "height_ratio_median": round(float(np.median(heights)), 4),
+                                 "first_only_near_face_away": lost, "this_only_near_face_away": new}
+    return changes
 
 
 def cli_copy(model: Path, folder: Path) -> None:
