@@ -17,9 +17,9 @@ go to a temporary folder (or --cli-copy's), never into the repository.
 
 The product's detector (passes, strips, mirror crops, rules) runs on every photo with each model in turn,
 with one ONNX Runtime thread (the CLI workers' setting); CPU time by `time.thread_time`; masks scored with
-score.py's rules on each half (as `faces_dev.py --quick`). Per half, the final boxes are
-compared with fp32's too: kept, or found by one model only, near an annotated face or away from faces. `--cli-copy DIR` also writes a copy of
-shield_server whose detector loads the quantised model, for the whole-CLI bench.
+score.py's rules on each half (as `faces_dev.py --quick`). Per half, the final boxes are compared with
+fp32's too: kept, or found by one model only, near an annotated face or away from faces. `--cli-copy DIR`
+also writes a copy of shield_server whose detector loads the quantised model, for the whole-CLI bench.
 """
 
 from __future__ import annotations
