@@ -154,6 +154,12 @@ def bench_quick(data: Path, versus_round2: bool = False) -> None:
               f"{np.median(times['shipped']) / np.median(times['round 2']):.2f}")
 
 
+def face_surroundings(rec: dict) -> list[tuple[float, float, float, float]]:
+    """(x0, y0, x1, y1) of each annotated face and ignore region grown by half its size on every side:
+    what score.py does not count as collateral."""
+    return [(x - 0.5 * w, y - 0.5 * h, x + 1.5 * w, y + 1.5 * h) for x, y, w, h in rec["faces"] + rec.get("ignore", [])]
+
+
 def score_masks(recs: list[dict], masks: list[np.ndarray]) -> dict:
     """score.py's rules on boolean masks (True = magenta)."""
     buckets = [(0, 16), (16, 32), (32, 64), (64, 128), (128, 10**9)]
@@ -169,8 +175,8 @@ def score_masks(recs: list[dict], masks: list[np.ndarray]) -> dict:
             b = next(i for i, (lo, hi) in enumerate(buckets) if lo <= h < hi)
             tot[b] += 1
             prot[b] += (region.mean() if region.size else 0.0) >= 0.9
-        for x, y, w, h in rec["faces"] + rec.get("ignore", []):
-            keep[max(int(y - 0.5 * h), 0):min(int(y + 1.5 * h), H), max(int(x - 0.5 * w), 0):min(int(x + 1.5 * w), W)] = False
+        for x0, y0, x1, y1 in face_surroundings(rec):
+            keep[max(int(y0), 0):min(int(y1), H), max(int(x0), 0):min(int(x1), W)] = False
         collateral.append(float((m & keep).mean()))
         if not rec["faces"]:
             noface += 1

@@ -39,7 +39,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 sys.path.insert(0, str(BENCH))
 
-from faces_dev import DEFAULT_DATA, halves, load, run_detectors, score_masks  # noqa: E402
+from faces_dev import DEFAULT_DATA, face_surroundings, halves, load, run_detectors, score_masks  # noqa: E402
 
 CROP = 256
 
@@ -135,8 +135,7 @@ def box_changes(recs: list[dict], before: list, after: list) -> dict:
 
     def near_face(rec, box):
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        return any(x - w / 2 <= cx <= x + 1.5 * w and y - h / 2 <= cy <= y + 1.5 * h
-                   for x, y, w, h in rec["faces"] + rec.get("ignore", []))
+        return any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in face_surroundings(rec))
 
     changes = {}
     for h, part in halves(recs).items():
@@ -145,8 +144,7 @@ def box_changes(recs: list[dict], before: list, after: list) -> dict:
                           for r, x, y in zip(recs, before, after) if r in part):
             matched = set()
             for box in a:
-                overlap = iou(box, b) if len(b) else np.zeros(0)
-                if len(b) and overlap.max() > 0.5:
+                if len(b) and (overlap := iou(box, b)).max() > 0.5:
                     j = int(overlap.argmax())
                     matched.add(j)
                     heights.append((b[j, 3] - b[j, 1]) / (box[3] - box[1]))
